@@ -1,0 +1,38 @@
+# Jarvis Router: `make run` starts the demo, `make test` runs every check. Both set themselves up.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-dev
+
+.PHONY: setup run test lint format pytest clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## run: the router on an embedded demo fleet (3 emulated Ollama nodes) at 127.0.0.1:8080
+run: $(STAMP)
+	$(VENV)/bin/jarvis-router demo
+
+## lint: formatting, lint rules and strict typing
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+pytest: $(STAMP)
+	$(VENV)/bin/pytest
+
+## test: lint + the whole test suite
+test: lint pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

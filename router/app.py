@@ -1,0 +1,136 @@
+"""Wiring: `create_app` builds the application; `make_runner` is the runner for production and
+tests alike; `serve` runs it until SIGTERM and drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from router import handlers
+from router.auth import KeyRing
+from router.config import FleetConfig
+from router.dispatch import Dispatcher
+from router.fleet import Fleet
+from router.health import HealthChecker
+from router.metrics import Metrics
+from router.middleware import make_middleware
+from router.state import STATE, RouterState
+from router.upstream import Upstream
+
+log = logging.getLogger(__name__)
+KEEPALIVE_S = 30.0
+
+
+def create_app(
+    config: FleetConfig,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    rng: random.Random | None = None,
+) -> web.Application:
+    fleet = Fleet(config.nodes, clock=clock)
+    metrics = Metrics(CollectorRegistry(auto_describe=True), fleet)
+    state = RouterState(
+        config, KeyRing(config.api_keys), fleet, metrics, clock, rng or random.Random()
+    )
+    app = web.Application(
+        middlewares=[make_middleware(state)], client_max_size=config.server.max_body_bytes
+    )
+    app[STATE] = state
+    app.cleanup_ctx.append(_services)
+    for prefix in ("", "/v1"):  # SDK users set base_url to the root or to /v1
+        app.router.add_get(f"{prefix}/models", handlers.list_models)
+        app.router.add_get(prefix + "/models/{model:.+}", handlers.get_model)
+        app.router.add_post(f"{prefix}/chat/completions", handlers.chat_completions)
+        app.router.add_post(f"{prefix}/completions", handlers.completions)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/metrics", handlers.metrics)
+    return app
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    """The client session and the health poller live as long as the app."""
+    state = app[STATE]
+    config = state.config
+    per_node = config.routing.max_connections_per_node
+    # Sized from the fleet: aiohttp's default cap of 100 connections would silently queue
+    # requests inside the router at high concurrency.
+    connector = aiohttp.TCPConnector(
+        limit=per_node * len(config.nodes),
+        limit_per_host=per_node,
+        keepalive_timeout=KEEPALIVE_S,
+        ttl_dns_cache=300,
+    )
+    session = aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+    )
+    upstream = Upstream(session, config.routing)
+    state.dispatcher = Dispatcher(
+        state.fleet,
+        upstream,
+        state.metrics,
+        state.rng,
+        state.clock,
+        config.routing.max_attempts,
+        config.routing.retry_after_s,
+    )
+    state.health = HealthChecker(
+        state.fleet, upstream, config.health, state.metrics, clock=state.clock
+    )
+    await state.health.check_all()  # ready from the first request
+    poller = asyncio.create_task(state.health.run(), name="jarvis-health")
+    try:
+        yield
+    finally:
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+        await session.close()
+
+
+def make_runner(app: web.Application, *, shutdown_grace_s: float) -> web.AppRunner:
+    # handler_cancellation: a client that leaves cancels its handler at once, which closes the
+    # upstream request, so the node stops generating for nobody (aiohttp's default is off).
+    return web.AppRunner(
+        app, handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_grace_s
+    )
+
+
+async def serve(
+    app: web.Application, host: str, port: int, *, on_ready: Callable[[int], None] | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT; then stop accepting, let requests finish within the grace
+    period, cancel the rest, and return."""
+    config = app[STATE].config
+    runner = make_runner(app, shutdown_grace_s=config.server.shutdown_grace_s)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        bound = runner.addresses[0][1] if runner.addresses else port
+        log.info("jarvis router listening on http://%s:%d", host, bound)
+        if on_ready is not None:
+            on_ready(bound)
+        await stop.wait()
+        log.info(
+            "shutting down: draining in-flight requests for up to %.0f s",
+            config.server.shutdown_grace_s,
+        )
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()

@@ -1,0 +1,186 @@
+"""The `jarvis-router` command: argparse subcommands, logging set up once, errors → exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from router import __version__
+from router.auth import digest, new_key
+from router.config import ConfigError, FleetConfig, load_config
+from router.logs import configure_logging
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    """uvloop when installed (the `fast` extra), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from router.app import create_app, serve
+
+    config = load_config(args.config)
+    configure_logging(
+        args.log_level or config.logging.level, args.log_format or config.logging.format
+    )
+    host = args.host or config.listen.host
+    port = config.listen.port if args.port is None else args.port
+    _run(serve(create_app(config), host, port))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from router.app import create_app, serve
+    from router.demo import demo_config, demo_nodes
+
+    configure_logging(args.log_level, "text")
+    key = new_key()
+
+    async def main() -> None:
+        nodes = demo_nodes()
+        async with contextlib.AsyncExitStack() as stack:
+            for node in nodes:
+                await stack.enter_async_context(node)
+            config = demo_config(nodes, key, args.host, args.port)
+
+            def ready(port: int) -> None:
+                base = f"http://{args.host}:{port}"
+                print(_demo_banner(base, key, nodes), flush=True)
+
+            await serve(create_app(config), args.host, args.port, on_ready=ready)
+
+    _run(main())
+    return 0
+
+
+def _demo_banner(base: str, key: str, nodes: Sequence[Any]) -> str:
+    lines = [
+        "",
+        f"Jarvis Router demo: {len(nodes)} emulated Ollama nodes behind {base}",
+        *(f"  {n.name:6} {n.url}  models: {', '.join(n.config.models)}" for n in nodes),
+        "",
+        f"Demo API key (shown once): {key}",
+        "",
+        "Try it:",
+        f"  curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {key}' "
+        "-H 'Content-Type: application/json' "
+        '-d \'{"model": "ollama/llama3", "messages": [{"role": "user", '
+        '"content": "Hello!"}]}\'',
+        "",
+        f'  OpenAI SDK: OpenAI(base_url="{base}/v1", api_key="{key}")',
+        "Ctrl-C stops it.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    from router.emulator import EmulatorConfig, serve_forever
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    config = EmulatorConfig(
+        models=models,
+        tokens_per_second=args.tokens_per_second,
+        ttft_ms=args.ttft_ms,
+        max_parallel=args.max_parallel,
+    )
+    print(
+        f"emulated Ollama node on http://{args.host}:{args.port} with {', '.join(models)}",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(serve_forever(config, args.host, args.port))
+    return 0
+
+
+def _summary(path: str, config: FleetConfig) -> str:
+    lines = [
+        f"{path}: OK",
+        f"  listen    {config.listen.host}:{config.listen.port}",
+        f"  nodes     {len(config.nodes)}",
+        *(f"    {n.name:16} {n.url}  max_concurrency {n.max_concurrency}" for n in config.nodes),
+        f"  api keys  {len(config.api_keys)}: "
+        + ", ".join(k.name + (" (admin)" if k.admin else "") for k in config.api_keys),
+        f"  health    every {config.health.interval_s:g} s, timeout {config.health.timeout_s:g} s",
+        f"  routing   max_attempts {config.routing.max_attempts}, request_timeout "
+        f"{config.routing.request_timeout_s:g} s, connect_timeout "
+        f"{config.routing.connect_timeout_s:g} s",
+        f"  logging   {config.logging.level}, {config.logging.format}",
+    ]
+    return "\n".join(lines)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    print(_summary(args.file, load_config(args.file)))
+    return 0
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    key = new_key()
+    print(f"API key for {args.name} (shown once, store it now):\n\n  {key}\n")
+    print("Add this entry to api_keys in the fleet file (or to the keys file):\n")
+    print(f'  - name: {args.name}\n    sha256: "{digest(key)}"')
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jarvis-router", description="OpenAI-compatible router for Ollama fleets"
+    )
+    parser.add_argument("--version", action="version", version=f"jarvis-router {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the router on a fleet file")
+    p.add_argument("--config", required=True, help="fleet file (YAML)")
+    p.add_argument("--host", help="listen address (default: listen.host)")
+    p.add_argument("--port", type=int, help="listen port (default: listen.port)")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-format", choices=("json", "text"))
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("demo", help="emulated Ollama nodes + the router, on 127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("emulate", help="one emulated Ollama node")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=11434)
+    p.add_argument("--models", default="llama3", help="comma-separated model names")
+    p.add_argument("--tokens-per-second", type=float, default=0.0, help="0 = no delay")
+    p.add_argument("--ttft-ms", type=float, default=0.0)
+    p.add_argument("--max-parallel", type=int, default=4)
+    p.set_defaults(func=_emulate)
+
+    p = sub.add_parser("check-config", help="validate a fleet file and summarise it")
+    p.add_argument("file")
+    p.set_defaults(func=_check_config)
+
+    keys = sub.add_parser("keys", help="API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    p = keys_sub.add_parser("new", help="make a key; prints it once with its fleet-file entry")
+    p.add_argument("name")
+    p.set_defaults(func=_keys_new)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result

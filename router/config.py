@@ -1,0 +1,350 @@
+"""The fleet file: YAML → validated, frozen config objects.
+
+Every key is checked at load time, so nothing on the request path parses or guesses config.
+Unknown keys and bad values raise `ConfigError` naming the key path, e.g.
+`routing.max_attempts must be >= 1, got 0`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import yaml
+
+KEYS_FILE_ENV = "JARVIS_API_KEYS_FILE"
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_LOG_FORMATS = ("json", "text")
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A fleet file that cannot be used; `path` names the file, the message names the key."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    shutdown_grace_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyConfig:
+    name: str
+    sha256: str
+    admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    interval_s: float = 5.0
+    timeout_s: float = 2.0
+    # An unknown model triggers a refresh of every node's model list at most this often.
+    refresh_min_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    max_attempts: int = 3
+    request_timeout_s: float = 600.0
+    connect_timeout_s: float = 5.0
+    retry_after_s: int = 1
+    max_connections_per_node: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = "info"
+    format: str = "json"
+    access_log: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    require_key: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    name: str
+    url: str
+    max_concurrency: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    nodes: tuple[NodeConfig, ...]
+    api_keys: tuple[ApiKeyConfig, ...]
+    listen: ListenConfig = ListenConfig()
+    server: ServerConfig = ServerConfig()
+    api_keys_file: str | None = None
+    health: HealthConfig = HealthConfig()
+    routing: RoutingConfig = RoutingConfig()
+    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+
+
+class _Section:
+    """Reads one mapping of the file, remembering which keys were used."""
+
+    def __init__(self, file: str, data: object, path: str) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(file, f"{path or 'the file'} must be a mapping, got {_kind(data)}")
+        self.file, self.data, self.path = file, data, path
+        self._used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def fail(self, name: str, message: str) -> ConfigError:
+        return ConfigError(self.file, f"{self.key(name)} {message}")
+
+    def raw(self, name: str) -> object:
+        self._used.add(name)
+        return self.data.get(name)
+
+    def section(self, name: str) -> _Section:
+        return _Section(self.file, self.raw(name), self.key(name))
+
+    def string(
+        self,
+        name: str,
+        default: str | None = None,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        choices: tuple[str, ...] = (),
+    ) -> str:
+        value = self.raw(name)
+        if value is None:
+            if default is None:
+                raise self.fail(name, "is required")
+            return default
+        if not isinstance(value, str) or not value:
+            raise self.fail(name, f"must be a non-empty string, got {_kind(value)}")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(name, f"has an invalid value {value!r}")
+        if choices and value not in choices:
+            raise self.fail(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int, maximum: int = 2**31) -> int:
+        return self._number(name, default, int, minimum, maximum)
+
+    def number(self, name: str, default: float, *, minimum: float, maximum: float = 1e9) -> float:
+        return float(self._number(name, default, float, minimum, maximum))
+
+    def _number(self, name: str, default: T, kind: type, minimum: float, maximum: float) -> T:
+        value = self.raw(name)
+        if value is None:
+            return default
+        allowed = (int,) if kind is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            raise self.fail(
+                name, f"must be a {'whole ' if kind is int else ''}number, got {_kind(value)}"
+            )
+        if value < minimum:
+            raise self.fail(name, f"must be >= {minimum}, got {value}")
+        if value > maximum:
+            raise self.fail(name, f"must be <= {maximum}, got {value}")
+        return value  # type: ignore[return-value]
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.fail(name, f"must be true or false, got {_kind(value)}")
+        return value
+
+    def items(self, name: str) -> list[_Section]:
+        value = self.raw(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(name, f"must be a list, got {_kind(value)}")
+        return [_Section(self.file, item, f"{self.key(name)}[{i}]") for i, item in enumerate(value)]
+
+    def done(self) -> None:
+        unknown = sorted(str(k) for k in self.data if k not in self._used)
+        if unknown:
+            where = f" in {self.path}" if self.path else ""
+            raise ConfigError(self.file, f"unknown key {self.key(unknown[0])!r}{where}")
+
+
+def _kind(value: object) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _read_yaml(path: str) -> object:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read file: {exc.strerror or exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, f"invalid YAML: {exc}") from None
+
+
+def _read(section: _Section, build: Callable[[_Section], T]) -> T:
+    result = build(section)
+    section.done()
+    return result
+
+
+def _api_key(s: _Section) -> ApiKeyConfig:
+    digest = s.string("sha256").lower()
+    if not _SHA256_RE.match(digest):
+        raise s.fail("sha256", "must be 64 hex characters (the SHA-256 of the whole key)")
+    return ApiKeyConfig(s.string("name", pattern=_NAME_RE), digest, s.boolean("admin", False))
+
+
+def _node(s: _Section) -> NodeConfig:
+    url = s.string("url").rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise s.fail("url", f"must be an http:// or https:// URL with a host, got {url!r}")
+    if parts.query or parts.fragment:
+        raise s.fail("url", f"must not have a query or fragment, got {url!r}")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise s.fail("url", f"has an invalid port, got {url!r}") from None
+    return NodeConfig(
+        name=s.string("name", pattern=_NAME_RE),
+        url=url,
+        max_concurrency=s.integer("max_concurrency", 4, minimum=1, maximum=100_000),
+    )
+
+
+def _unique(file: str, what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(file, f"{what}[{i}].name {name!r} is used twice")
+        seen.add(name)
+
+
+def load_keys_file(path: str) -> tuple[ApiKeyConfig, ...]:
+    """A keys file holds a list of {name, sha256, admin} (or a mapping with `api_keys:`)."""
+    data = _read_yaml(path)
+    if isinstance(data, Mapping):
+        root = _Section(path, data, "")
+        keys = [_read(item, _api_key) for item in root.items("api_keys")]
+        root.done()
+    elif isinstance(data, list):
+        keys = [_read(_Section(path, item, f"[{i}]"), _api_key) for i, item in enumerate(data)]
+    else:
+        raise ConfigError(path, f"must be a list of API keys, got {_kind(data)}")
+    return tuple(keys)
+
+
+def parse_config(
+    data: object, file: str = "<fleet>", *, env: Mapping[str, str] | None = None
+) -> FleetConfig:
+    """Validate a parsed fleet file. `env` supplies JARVIS_API_KEYS_FILE (default: os.environ)."""
+    root = _Section(file, data, "")
+    listen = _read(
+        root.section("listen"),
+        lambda s: ListenConfig(
+            s.string("host", "127.0.0.1"), s.integer("port", 8080, minimum=0, maximum=65535)
+        ),
+    )
+    server = _read(
+        root.section("server"),
+        lambda s: ServerConfig(
+            s.integer("max_body_bytes", DEFAULT_MAX_BODY_BYTES, minimum=1024),
+            s.number("shutdown_grace_s", 30.0, minimum=0),
+        ),
+    )
+    health = _read(
+        root.section("health"),
+        lambda s: HealthConfig(
+            s.number("interval_s", 5.0, minimum=0.05),
+            s.number("timeout_s", 2.0, minimum=0.01),
+            s.number("refresh_min_interval_s", 1.0, minimum=0),
+        ),
+    )
+    routing = _read(
+        root.section("routing"),
+        lambda s: RoutingConfig(
+            s.integer("max_attempts", 3, minimum=1, maximum=100),
+            s.number("request_timeout_s", 600.0, minimum=0.1),
+            s.number("connect_timeout_s", 5.0, minimum=0.01),
+            s.integer("retry_after_s", 1, minimum=0, maximum=120),
+            s.integer("max_connections_per_node", 4096, minimum=1),
+        ),
+    )
+    logging_ = _read(
+        root.section("logging"),
+        lambda s: LoggingConfig(
+            s.string("level", "info", choices=_LOG_LEVELS),
+            s.string("format", "json", choices=_LOG_FORMATS),
+            s.boolean("access_log", True),
+        ),
+    )
+    metrics = _read(
+        root.section("metrics"), lambda s: MetricsConfig(s.boolean("require_key", False))
+    )
+    keys = [_read(item, _api_key) for item in root.items("api_keys")]
+    keys_file = root.raw("api_keys_file")
+    if keys_file is not None and (not isinstance(keys_file, str) or not keys_file):
+        raise root.fail("api_keys_file", f"must be a file path, got {_kind(keys_file)}")
+    keys_file = (env if env is not None else os.environ).get(KEYS_FILE_ENV) or keys_file
+    if keys_file:
+        keys.extend(load_keys_file(keys_file))
+    nodes = [_read(item, _node) for item in root.items("nodes")]
+    root.done()
+    if not nodes:
+        raise ConfigError(file, "nodes must list at least one Ollama node")
+    if not keys:
+        raise ConfigError(
+            file,
+            f"api_keys: no API keys configured (add api_keys, api_keys_file "
+            f"or set {KEYS_FILE_ENV})",
+        )
+    _unique(file, "nodes", [n.name for n in nodes])
+    _unique(file, "api_keys", [k.name for k in keys])
+    if health.timeout_s > health.interval_s:
+        raise ConfigError(
+            file,
+            f"health.timeout_s must be <= health.interval_s, "
+            f"got {health.timeout_s} > {health.interval_s}",
+        )
+    return FleetConfig(
+        nodes=tuple(nodes),
+        api_keys=tuple(keys),
+        listen=listen,
+        server=server,
+        api_keys_file=keys_file or None,
+        health=health,
+        routing=routing,
+        logging=logging_,
+        metrics=metrics,
+    )
+
+
+def load_config(path: str, *, env: Mapping[str, str] | None = None) -> FleetConfig:
+    return parse_config(_read_yaml(path), path, env=env)

@@ -1,0 +1,34 @@
+"""Per-request facts, written along the request path and logged and observed once at the end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from router.config import ApiKeyConfig
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    start: float
+    endpoint: str = "other"
+    key: ApiKeyConfig | None = None
+    model: str | None = None  # as the client asked
+    model_label: str = ""  # bounded: a model the fleet knows, else "unknown"
+    node: str | None = None
+    attempts: int = 0
+    stream: bool = False
+    committed: bool = False  # response headers sent: errors can no longer be a status
+    status: int = 0
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+    upstream_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    client_disconnected: bool = False
+    error: str | None = None
+
+
+CTX = web.RequestKey("jarvis_ctx", RequestContext)

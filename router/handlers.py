@@ -1,0 +1,188 @@
+"""HTTP handlers: thin. Read the body → parse → dispatch → write.
+
+Streams commit at `response.prepare()`: before it, any failure is an HTTP error (and failed
+over inside dispatch); after it, a failure is one SSE error event and the stream closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from router.context import CTX, RequestContext
+from router.errors import ModelNotFound
+from router.modelnames import canonical, public_id
+from router.state import STATE, RouterState
+from router.upstream import CHAT_PATH, GENERATE_PATH, NODE_DOWN, Outcome, UpstreamError
+from router.wire import sse
+from router.wire.openai import load_json, parse_chat, parse_completion
+from router.wire.translate import (
+    ChatStream,
+    CompletionStream,
+    chat_completion,
+    chat_payload,
+    completion_payload,
+    new_id,
+    text_completion,
+)
+
+JSON = "application/json"
+
+
+async def _route_model(state: RouterState, ctx: RequestContext, requested: str) -> str:
+    """The canonical name to route on; refreshes the model map once before a 404."""
+    ctx.model = requested
+    model = canonical(requested)
+    if not state.fleet.knows(model):
+        await state.health.refresh()  # a model pulled a second ago is served at once
+        if not state.fleet.knows(model):
+            raise ModelNotFound(
+                f"The model '{requested}' does not exist or no node serves it.", param="model"
+            )
+    ctx.model_label = public_id(model)
+    return model
+
+
+def _json(body: bytes, ctx: RequestContext, state: RouterState) -> web.Response:
+    own_ms = (state.clock() - ctx.start - ctx.upstream_s) * 1000
+    timing = f"upstream;dur={ctx.upstream_s * 1000:.2f}, router;dur={own_ms:.2f}"
+    return web.Response(body=body, content_type=JSON, headers={"Server-Timing": timing})
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    state, ctx = request.app[STATE], request[CTX]
+    req = parse_chat(load_json(await request.read()))
+    model = await _route_model(state, ctx, req.model)
+    payload = chat_payload(req, model)
+    id_, created = new_id("chatcmpl-"), int(time.time())
+    if req.stream:
+        encoder = ChatStream(req.model, id_, created, req.include_usage)
+        return await _relay(request, state, ctx, model, CHAT_PATH, payload, encoder)
+    data = await state.dispatcher.fetch(ctx, model, CHAT_PATH, payload)
+    body, usage = chat_completion(data, req.model, id_, created)
+    ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+    return _json(body, ctx, state)
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    state, ctx = request.app[STATE], request[CTX]
+    req = parse_completion(load_json(await request.read()))
+    model = await _route_model(state, ctx, req.model)
+    payload = completion_payload(req, model)
+    id_, created = new_id("cmpl-"), int(time.time())
+    if req.stream:
+        encoder = CompletionStream(req.model, id_, created, req.include_usage)
+        return await _relay(request, state, ctx, model, GENERATE_PATH, payload, encoder)
+    data = await state.dispatcher.fetch(ctx, model, GENERATE_PATH, payload)
+    body, usage = text_completion(data, req.model, id_, created)
+    ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+    return _json(body, ctx, state)
+
+
+async def _relay(
+    request: web.Request,
+    state: RouterState,
+    ctx: RequestContext,
+    model: str,
+    path: str,
+    payload: bytes,
+    encoder: ChatStream | CompletionStream,
+) -> web.StreamResponse:
+    """Ollama NDJSON → OpenAI SSE, one write per upstream line."""
+    ctx.stream = True
+    opened = await state.dispatcher.open_stream(ctx, model, path, payload)
+    node, upstream, clock = opened.node, state.dispatcher.upstream, state.clock
+    outcome, completed = Outcome.OK, False
+    response = web.StreamResponse(headers={**sse.HEADERS, "X-Request-ID": ctx.request_id})
+    try:
+        await response.prepare(request)  # the commit point: from here nothing is replayed
+        ctx.status, ctx.committed = 200, True
+        pending, line, first_at = encoder.start(), opened.first, 0.0
+        while True:
+            chunk = encoder.feed(line)
+            if chunk:
+                if not first_at:
+                    first_at = clock()
+                    ctx.ttft_s = first_at - ctx.start
+                pending += chunk
+            if line.get("done"):
+                break
+            if pending:
+                await response.write(pending)
+                pending = b""
+            next_line = await upstream.read_line(opened.response, node)
+            if next_line is None:  # a stream that ends without done:true failed (pitfall 3)
+                raise UpstreamError(
+                    Outcome.PROTOCOL_ERROR, f"node {node.name} ended the stream early"
+                )
+            line = next_line
+        tail, usage = encoder.finish(line)
+        await response.write(pending + tail)
+        completed = True
+        ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+        if first_at and usage.completion_tokens > 1:
+            ctx.tpot_s = (clock() - first_at) / (usage.completion_tokens - 1)
+    except UpstreamError as exc:
+        outcome, ctx.error = exc.outcome, exc.outcome.value
+        if exc.outcome in NODE_DOWN:
+            state.fleet.mark_unhealthy(node.name, exc.message)
+        await _write_quietly(response, sse.error_event(f"The stream failed: {exc.message}"))
+    except asyncio.CancelledError:  # the client left (aiohttp cancels the handler)
+        outcome, ctx.client_disconnected, ctx.status = Outcome.CLIENT_CANCELLED, True, 499
+        raise
+    except ConnectionResetError:  # the client left and a write noticed first
+        outcome, ctx.client_disconnected, ctx.status = Outcome.CLIENT_CANCELLED, True, 499
+    finally:
+        ctx.upstream_s = clock() - ctx.start
+        await opened.aclose(completed=completed)
+        state.metrics.upstream.labels(node.name, outcome.value).inc()
+    return response
+
+
+async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
+    with contextlib.suppress(ConnectionResetError):
+        await response.write(data)
+
+
+def _model_object(model: str, created: int) -> dict[str, Any]:
+    return {"id": public_id(model), "object": "model", "created": created, "owned_by": "ollama"}
+
+
+async def list_models(request: web.Request) -> web.StreamResponse:
+    served = request.app[STATE].fleet.served_models()
+    data = [_model_object(m, c) for m, c in sorted(served.items())]
+    return web.json_response({"object": "list", "data": data})
+
+
+async def get_model(request: web.Request) -> web.StreamResponse:
+    state, ctx = request.app[STATE], request[CTX]
+    requested = request.match_info["model"]
+    model = canonical(requested)
+    served = state.fleet.served_models()
+    if model not in served:
+        ctx.model = requested
+        raise ModelNotFound(
+            f"The model '{requested}' does not exist or no healthy node serves it.", param="model"
+        )
+    return web.json_response(_model_object(model, served[model]))
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    healthy = sum(1 for n in request.app[STATE].fleet.nodes.values() if n.healthy)
+    if healthy:
+        return web.json_response({"status": "ready", "healthy_nodes": healthy})
+    return web.json_response({"status": "no healthy node", "healthy_nodes": 0}, status=503)
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    body = generate_latest(request.app[STATE].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

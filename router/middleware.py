@@ -1,0 +1,130 @@
+"""The one middleware around every request, in this order:
+
+1. request context: take the client's `X-Request-ID` (or make one) and start the clock;
+2. auth: every API path needs a configured key (`/healthz`, `/readyz` and, unless
+   `metrics.require_key`, `/metrics` are open);
+3. the error boundary: any `JarvisError` or aiohttp HTTP error becomes the OpenAI envelope;
+   anything else is logged and becomes a 500 that leaks nothing (only if no byte was sent);
+4. at the end, once: the request log line and the request metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from router.context import CTX, RequestContext
+from router.errors import JarvisError, Unauthorized, error_body, to_openai_error
+from router.logs import REQUEST_LOGGER, request_fields
+from router.state import RouterState
+
+log = logging.getLogger(__name__)
+request_log = logging.getLogger(REQUEST_LOGGER)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_HTTP_ERRORS = {
+    404: ("invalid_request_error", "unknown_url"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    413: ("invalid_request_error", "request_too_large"),
+}
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-ID")
+    if given and _REQUEST_ID.match(given):
+        return given
+    return os.urandom(16).hex()
+
+
+def _endpoint(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return "other"
+    return resource.canonical.removeprefix("/v1") or "/"
+
+
+def _envelope(
+    status: int, body: bytes, ctx: RequestContext, headers: dict[str, str] | None = None
+) -> web.Response:
+    response = web.Response(
+        status=status, body=body, content_type="application/json", headers=headers
+    )
+    ctx.error = ctx.error or f"http_{status}"
+    return response
+
+
+def _http_error(exc: web.HTTPException, request: web.Request, ctx: RequestContext) -> web.Response:
+    type_, code = _HTTP_ERRORS.get(exc.status, ("invalid_request_error", None))
+    if exc.status == 404:
+        message = f"Unknown request URL: {request.method} {request.path}."
+    elif exc.status == 413:
+        message = "The request body is larger than this router accepts."
+    else:
+        message = exc.reason
+    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    return _envelope(exc.status, error_body(message, type_, None, code), ctx, headers)
+
+
+def make_middleware(state: RouterState) -> Middleware:
+    keys, clock, metrics = state.keys, state.clock, state.metrics
+    open_paths = {"/healthz", "/readyz"}
+    if not state.config.metrics.require_key:
+        open_paths.add("/metrics")
+    log_requests = state.config.logging.access_log
+
+    @web.middleware
+    async def jarvis(request: web.Request, handler: Handler) -> web.StreamResponse:
+        ctx = RequestContext(
+            request_id=_request_id(request), start=clock(), endpoint=_endpoint(request)
+        )
+        request[CTX] = ctx
+        response: web.StreamResponse | None = None
+        try:
+            if request.path not in open_paths:
+                ctx.key = keys.authenticate(request.headers.get("Authorization"))
+                if ctx.key is None:
+                    raise Unauthorized(_auth_message(request))
+            response = await handler(request)
+        except JarvisError as exc:
+            response = _envelope(exc.status, to_openai_error(exc), ctx, exc.headers)
+        except web.HTTPException as exc:
+            response = _http_error(exc, request, ctx)
+        except asyncio.CancelledError:
+            ctx.client_disconnected, ctx.status = True, 499
+            raise
+        except Exception:  # the error boundary: log it, answer without details
+            log.exception("unhandled error in request %s", ctx.request_id)
+            ctx.error = "internal_error"
+            if ctx.committed:  # bytes were sent: no status can follow, aiohttp closes instead
+                raise
+            response = _envelope(
+                500,
+                error_body("The router failed to handle the request.", "server_error"),
+                ctx,
+                {"x-should-retry": "false"},
+            )
+        finally:
+            if response is not None and not ctx.status:
+                ctx.status = response.status
+            end = clock()
+            metrics.observe(ctx, end)
+            if log_requests and request_log.isEnabledFor(logging.INFO):
+                request_log.info("request", extra=request_fields(ctx, end))
+        if not response.prepared:
+            response.headers["X-Request-ID"] = ctx.request_id
+        return response
+
+    return jarvis
+
+
+def _auth_message(request: web.Request) -> str:
+    if "Authorization" not in request.headers:
+        return (
+            "You didn't provide an API key. Send it in an Authorization header using "
+            "Bearer auth (Authorization: Bearer jrv_...)."
+        )
+    return "Incorrect API key provided."

@@ -1,0 +1,32 @@
+"""The one object a request needs: config, keys, fleet, metrics and the services built at start."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from router.auth import KeyRing
+from router.config import FleetConfig
+from router.dispatch import Dispatcher
+from router.fleet import Fleet
+from router.health import HealthChecker
+from router.metrics import Metrics
+
+
+@dataclass(slots=True)
+class RouterState:
+    config: FleetConfig
+    keys: KeyRing
+    fleet: Fleet
+    metrics: Metrics
+    clock: Callable[[], float]
+    rng: random.Random
+    # Built when the app starts (they need the running loop's ClientSession).
+    dispatcher: Dispatcher = field(init=False)
+    health: HealthChecker = field(init=False)
+
+
+STATE = web.AppKey("jarvis_state", RouterState)

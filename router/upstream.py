@@ -1,0 +1,201 @@
+"""Talking to one Ollama node: the only module that knows Ollama's URLs and status codes.
+
+Every failure becomes one `UpstreamError` with a small `Outcome`, so dispatch can decide
+"retry elsewhere?" and "is the node sick?" without knowing aiohttp or Ollama.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import aiohttp
+import orjson
+
+from router.config import RoutingConfig
+from router.fleet import NodeState
+from router.modelnames import canonical
+
+CHAT_PATH = "/api/chat"
+GENERATE_PATH = "/api/generate"
+TAGS_PATH = "/api/tags"
+# Ollama's own client reads lines of up to 8 MB (generate's `context` can be huge); aiohttp's
+# default line limit is 512 KiB (api-reference.md pitfall 9).
+MAX_LINE_BYTES = 16 * 1024 * 1024
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|z|[+-]\d\d:\d\d)?$")
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    CONNECT_ERROR = "connect_error"
+    TIMEOUT = "timeout"
+    HTTP_5XX = "http_5xx"
+    BUSY = "busy"
+    HTTP_4XX = "http_4xx"
+    MODEL_MISSING = "model_missing"
+    STREAM_ERROR = "stream_error"
+    PROTOCOL_ERROR = "protocol_error"
+    CLIENT_CANCELLED = "client_cancelled"
+
+
+# Worth trying another node: the failure says nothing about the request itself.
+RETRYABLE = frozenset(
+    {
+        Outcome.CONNECT_ERROR,
+        Outcome.TIMEOUT,
+        Outcome.HTTP_5XX,
+        Outcome.BUSY,
+        Outcome.MODEL_MISSING,
+        Outcome.PROTOCOL_ERROR,
+    }
+)
+# The node itself is broken: take it out of rotation until the health poller sees it well.
+NODE_DOWN = frozenset({Outcome.CONNECT_ERROR, Outcome.TIMEOUT})
+
+
+class UpstreamError(Exception):
+    def __init__(self, outcome: Outcome, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.message = message
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        return self.outcome in RETRYABLE
+
+
+def _from_exception(exc: BaseException, node: NodeState) -> UpstreamError:
+    if isinstance(exc, TimeoutError):
+        return UpstreamError(Outcome.TIMEOUT, f"node {node.name} timed out")
+    return UpstreamError(
+        Outcome.CONNECT_ERROR, f"node {node.name} connection failed: {type(exc).__name__}"
+    )
+
+
+def _error_text(body: bytes) -> str:
+    """Ollama errors are `{"error": "text"}`; unknown paths answer plain text."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode(errors="replace").strip()[:500]
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return str(data["error"])
+    return body.decode(errors="replace").strip()[:500]
+
+
+def _status_error(status: int, body: bytes, node: NodeState) -> UpstreamError:
+    text = _error_text(body)
+    if status == 503:
+        return UpstreamError(Outcome.BUSY, f"node {node.name} is busy: {text}", status=status)
+    if status >= 500:
+        return UpstreamError(Outcome.HTTP_5XX, f"node {node.name} failed: {text}", status=status)
+    if status == 404 and "not found" in text:
+        return UpstreamError(Outcome.MODEL_MISSING, text, status=status)
+    return UpstreamError(Outcome.HTTP_4XX, text, status=status)
+
+
+class Upstream:
+    def __init__(self, session: aiohttp.ClientSession, routing: RoutingConfig) -> None:
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(
+            total=routing.request_timeout_s, sock_connect=routing.connect_timeout_s
+        )
+
+    async def open(
+        self, node: NodeState, path: str, payload: bytes, request_id: str
+    ) -> aiohttp.ClientResponse:
+        """POST a generation; a 200 response (body unread) or UpstreamError. Caller closes it."""
+        headers = {**_JSON_HEADERS, "X-Request-ID": request_id}
+        try:
+            resp = await self._session.post(
+                node.config.url + path, data=payload, headers=headers, timeout=self._timeout
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _from_exception(exc, node) from exc
+        if resp.status == 200:
+            return resp
+        try:
+            body = await resp.read()
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            body = b""
+        finally:
+            resp.release()
+        raise _status_error(resp.status, body, node)
+
+    async def read_body(self, resp: aiohttp.ClientResponse, node: NodeState) -> dict[str, Any]:
+        """A non-streamed answer: one JSON object."""
+        try:
+            body = await resp.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _from_exception(exc, node) from exc
+        return _parse_line(body, node)
+
+    async def read_line(
+        self, resp: aiohttp.ClientResponse, node: NodeState
+    ) -> dict[str, Any] | None:
+        """The next NDJSON object of a stream, or None at the end of the body."""
+        while True:
+            try:
+                raw = await resp.content.readuntil(b"\n", max_size=MAX_LINE_BYTES)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise _from_exception(exc, node) from exc
+            except ValueError as exc:  # a line longer than MAX_LINE_BYTES
+                raise UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name}: {exc}") from exc
+            if not raw:
+                return None
+            if raw.strip():
+                return _parse_line(raw, node)
+
+    async def tags(self, node: NodeState, timeout_s: float) -> dict[str, int]:
+        """The node's installed models (canonical name → created unix s) from `/api/tags`."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._session.get(node.config.url + TAGS_PATH) as resp:
+                    body = await resp.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _from_exception(exc, node) from exc
+        if resp.status != 200:
+            raise _status_error(resp.status, body, node)
+        data = _parse_line(body, node)
+        models = data.get("models")
+        if not isinstance(models, list):
+            raise UpstreamError(
+                Outcome.PROTOCOL_ERROR, f"node {node.name}: /api/tags has no models list"
+            )
+        out: dict[str, int] = {}
+        for item in models:
+            if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]:
+                out[canonical(item["name"])] = _unix(item.get("modified_at"))
+        return out
+
+
+def _parse_line(raw: bytes, node: NodeState) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name} sent invalid JSON") from exc
+    if not isinstance(data, dict):
+        raise UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name} sent a non-object line")
+    error = data.get("error")
+    if error:  # Ollama's mid-stream failure: an error line and no done line (pitfall 3)
+        raise UpstreamError(Outcome.STREAM_ERROR, f"node {node.name} failed: {error}")
+    return data
+
+
+def _unix(stamp: object) -> int:
+    """Ollama's RFC 3339 time (nanoseconds, any offset) as unix seconds; now if unreadable."""
+    match = _RFC3339.match(stamp) if isinstance(stamp, str) else None
+    if match:
+        base, zone = match.group(1), match.group(2)
+        zone = "+00:00" if zone in (None, "Z", "z") else zone
+        try:
+            return int(datetime.fromisoformat(base + zone).timestamp())
+        except ValueError:
+            pass
+    return int(time.time())

@@ -11,6 +11,7 @@ import contextlib
 import time
 from typing import Any
 
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -32,6 +33,10 @@ from router.wire.translate import (
 )
 
 JSON = "application/json"
+
+
+def _json_object(data: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type=JSON)
 
 
 async def _route_model(state: RouterState, ctx: RequestContext, requested: str) -> str:
@@ -156,7 +161,7 @@ def _model_object(model: str, created: int) -> dict[str, Any]:
 async def list_models(request: web.Request) -> web.StreamResponse:
     served = request.app[STATE].fleet.served_models()
     data = [_model_object(m, c) for m, c in sorted(served.items())]
-    return web.json_response({"object": "list", "data": data})
+    return _json_object({"object": "list", "data": data})
 
 
 async def get_model(request: web.Request) -> web.StreamResponse:
@@ -169,18 +174,18 @@ async def get_model(request: web.Request) -> web.StreamResponse:
         raise ModelNotFound(
             f"The model '{requested}' does not exist or no healthy node serves it.", param="model"
         )
-    return web.json_response(_model_object(model, served[model]))
+    return _json_object(_model_object(model, served[model]))
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"status": "ok"})
+    return _json_object({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.StreamResponse:
     healthy = sum(1 for n in request.app[STATE].fleet.nodes.values() if n.healthy)
     if healthy:
-        return web.json_response({"status": "ready", "healthy_nodes": healthy})
-    return web.json_response({"status": "no healthy node", "healthy_nodes": 0}, status=503)
+        return _json_object({"status": "ready", "healthy_nodes": healthy})
+    return _json_object({"status": "no healthy node", "healthy_nodes": 0}, status=503)
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:

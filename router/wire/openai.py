@@ -200,7 +200,10 @@ def _stream(body: dict[str, Any]) -> tuple[bool, bool]:
             param="stream_options",
             code="invalid_value",
         )
-    return stream, _boolean(options, "include_usage") if "include_usage" in options else False
+    include_usage = options.get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise _wrong_type("stream_options.include_usage", "a boolean", include_usage)
+    return stream, bool(include_usage)
 
 
 def _single_choice(body: dict[str, Any], param: str) -> None:

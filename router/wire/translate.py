@@ -98,7 +98,15 @@ def _tool_call_in(param: str, call: object) -> dict[str, Any]:
                 param=f"{param}.function.arguments",
                 code="invalid_value",
             ) from None
-    out: dict[str, Any] = {"function": {"name": fn["name"], "arguments": args or {}}}
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):  # Ollama only decodes an object here (else an opaque 400)
+        raise BadRequest(
+            f"Invalid '{param}.function.arguments': expected a JSON object.",
+            param=f"{param}.function.arguments",
+            code="invalid_value",
+        )
+    out: dict[str, Any] = {"function": {"name": fn["name"], "arguments": args}}
     if isinstance(call, dict) and isinstance(call.get("id"), str):
         out["id"] = call["id"]
     return out

@@ -1,0 +1,127 @@
+"""API keys: minted with enough randomness, stored as digests, presented as Bearer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+
+from router.auth import KeyRing, digest, new_key
+from router.config import ApiKeyConfig
+
+KEY_RE = re.compile(r"^jrv_[A-Za-z0-9_-]{32,}$")
+TEAM_KEY = "jrv_" + "t" * 43
+ADMIN_KEY = "jrv_" + "A" * 43
+OTHER_KEY = "jrv_" + "o" * 43
+TEAM = ApiKeyConfig("team", digest(TEAM_KEY))
+ADMIN = ApiKeyConfig("root", digest(ADMIN_KEY), admin=True)
+RING = KeyRing([TEAM, ADMIN])
+
+
+def test_new_keys_have_the_documented_format() -> None:
+    keys = [new_key() for _ in range(200)]
+    for key in keys:
+        assert KEY_RE.match(key), key
+        assert len(key) - len("jrv_") >= 32
+    assert len(set(keys)) == len(keys)
+
+
+def test_digest_is_sha256_hex_of_the_whole_key() -> None:
+    key = new_key()
+    assert digest(key) == hashlib.sha256(key.encode()).hexdigest()
+    assert re.fullmatch(r"[0-9a-f]{64}", digest(key))
+    assert digest(key) == digest(key)
+
+
+@pytest.mark.parametrize(
+    "key", [new_key(), "", "jrv_x", "a" * 64], ids=["new", "empty", "short", "hex"]
+)
+def test_digest_never_equals_the_key(key: str) -> None:
+    assert digest(key) != key
+
+
+AUTH = [
+    (f"Bearer {TEAM_KEY}", "team"),
+    (f"bearer {TEAM_KEY}", "team"),
+    (f"BEARER {TEAM_KEY}", "team"),
+    (f"BeArEr {TEAM_KEY}", "team"),
+    (f"Bearer {TEAM_KEY}  ", "team"),
+    (f"Bearer {ADMIN_KEY}", "root"),
+    (None, None),
+    ("", None),
+    ("Bearer", None),
+    ("Bearer ", None),
+    (TEAM_KEY, None),
+    (f"Basic {TEAM_KEY}", None),
+    (f"Token {TEAM_KEY}", None),
+    (f"Bearer{TEAM_KEY}", None),
+    (f"Bearer {OTHER_KEY}", None),
+    (f"Bearer {TEAM_KEY}x", None),
+    (f"Bearer {TEAM_KEY[:-1]}", None),
+    (f"Bearer {TEAM_KEY.upper()}", None),
+    # the digest from the fleet file is not a credential
+    (f"Bearer {TEAM.sha256}", None),
+    ("Bearer ключ", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    AUTH,
+    ids=[
+        "bearer",
+        "lower-case-scheme",
+        "upper-case-scheme",
+        "mixed-case-scheme",
+        "trailing-space",
+        "admin-key",
+        "missing",
+        "empty",
+        "scheme-only",
+        "scheme-and-space",
+        "no-scheme",
+        "basic-scheme",
+        "token-scheme",
+        "no-space",
+        "unknown-key",
+        "key-with-extra-char",
+        "truncated-key",
+        "key-case-changed",
+        "digest-as-key",
+        "non-ascii",
+    ],
+)
+def test_authenticate(header: str | None, expected: str | None) -> None:
+    found = RING.authenticate(header)
+    assert (found.name if found else None) == expected
+
+
+def test_authenticate_returns_the_configured_entry() -> None:
+    assert RING.authenticate(f"Bearer {ADMIN_KEY}") is ADMIN
+    assert RING.authenticate(f"Bearer {TEAM_KEY}") is TEAM
+
+
+def test_upper_case_digest_in_a_ring_still_matches() -> None:
+    ring = KeyRing([ApiKeyConfig("team", digest(TEAM_KEY).upper())])
+    assert ring.authenticate(f"Bearer {TEAM_KEY}") is not None
+
+
+def test_empty_ring_lets_nobody_in() -> None:
+    ring = KeyRing([])
+    assert len(ring) == 0
+    assert ring.authenticate(f"Bearer {TEAM_KEY}") is None
+    assert ring.authenticate("Bearer ") is None
+
+
+def test_ring_size() -> None:
+    assert len(RING) == 2
+
+
+def test_a_freshly_minted_key_works_once_its_digest_is_configured() -> None:
+    key = new_key()
+    ring = KeyRing([ApiKeyConfig("fresh", digest(key))])
+    found = ring.authenticate(f"Bearer {key}")
+    assert found is not None
+    assert found.name == "fresh"
+    assert ring.authenticate(f"Bearer {new_key()}") is None

@@ -158,7 +158,7 @@ def _stop(body: dict[str, Any]) -> tuple[str, ...] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return (value,)
+        value = [value]
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
         raise _wrong_type("stop", "a string or an array of strings", value)
     if len(value) > MAX_STOP:
@@ -168,7 +168,8 @@ def _stop(body: dict[str, Any]) -> tuple[str, ...] | None:
             param="stop",
             code="invalid_value",
         )
-    return tuple(value) or None
+    # An empty stop string would end generation at once on llama.cpp; OpenAI ignores it.
+    return tuple(s for s in value if s) or None
 
 
 def _sampling(body: dict[str, Any], *, chat: bool) -> Sampling:
@@ -353,6 +354,10 @@ def parse_completion(body: dict[str, Any]) -> CompletionRequest:
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise _wrong_type("prompt", "a string", prompt)
+    if not prompt:  # Ollama reads an empty prompt as "load the model" and generates nothing
+        raise BadRequest(
+            "Invalid 'prompt': it must not be empty.", param="prompt", code="invalid_value"
+        )
     _single_choice(body, "n")
     _single_choice(body, "best_of")
     stream, include_usage = _stream(body)

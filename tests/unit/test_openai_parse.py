@@ -496,3 +496,19 @@ def test_completion_request_is_frozen() -> None:
     req = parse_completion(completion())
     with pytest.raises(dataclasses.FrozenInstanceError):
         req.prompt = "other"  # type: ignore[misc]
+
+
+def test_empty_completion_prompt_is_rejected() -> None:
+    # Ollama would read "" as "load the model" and answer with no text at all.
+    with pytest.raises(BadRequest) as info:
+        parse_completion(completion(prompt=""))
+    assert info.value.param == "prompt"
+
+
+@pytest.mark.parametrize(
+    ("stop", "expected"),
+    [("", None), (["", "END"], ("END",)), ([""], None)],
+    ids=["empty-string", "empty-in-list", "only-empty"],
+)
+def test_empty_stop_strings_are_dropped(stop: Any, expected: tuple[str, ...] | None) -> None:
+    assert parse_chat(chat(stop=stop)).sampling.stop == expected

@@ -1,0 +1,224 @@
+"""Cost-aware scoring: how long a request would take on a node, from measured speeds (issue 7).
+
+A node runs `capacity` requests at once, each taking a service time
+
+    S = ttft + expected_tokens / tokens_per_s
+
+(per node and model, from moving averages over finished requests). A new request starts at once
+while load = in_flight + remote_in_flight < capacity; otherwise it waits for its place in the
+node's queue, `capacity` requests leaving every S seconds:
+
+    wait = (load - capacity + 1) * S / capacity
+
+Expected completion = wait + S, plus `cold_load_s` when /api/ps says the model is not loaded on
+the node (unknown = no penalty). `queue_weight` > 1 scales the wait, to price the delay a queued
+request also puts on later ones (1 = each request's own completion, as issue 7 states it).
+
+Unknown speeds fall back to the node's speed over all models, then to a fleet value the caller
+passes (the median of the other candidates' known speeds), then to the policy's defaults: a new
+node is scored like a typical one, gets a few requests and is measured.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from statistics import median
+from typing import Protocol, TypeVar
+
+DEFAULT_TOKENS = 128.0  # expected completion length of a model never seen finishing
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class NodeLike(Protocol):
+    """What scoring reads of a node (`router.fleet.NodeState` fits)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def remote_in_flight(self) -> int: ...
+
+
+@dataclass(slots=True)
+class Ewma:
+    """Exponentially weighted moving average per sample (no time decay); None until a sample."""
+
+    alpha: float = 0.2
+    value: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
+
+    def update(self, sample: float) -> None:
+        if self.value is None:
+            self.value = sample
+        else:
+            self.value += self.alpha * (sample - self.value)
+
+
+@dataclass(slots=True)
+class _PairStats:
+    ttft: Ewma
+    tokens_per_s: Ewma
+
+
+class SpeedStats:
+    """Per (node, model): EWMAs of time to first token (s) and decode speed (tokens/s); per
+    node: decode speed over all its models; per model: completion length (tokens).
+
+    Fed once per finished request. `ttft_s` should exclude a model load (Ollama's
+    `load_duration`), which `CostPolicy.cold_load_s` already prices. Samples that are missing,
+    negative or not finite are skipped. Each table keeps its `max_entries` most recently fed
+    keys, so arbitrary names cannot grow memory without bound.
+    """
+
+    __slots__ = ("_alpha", "_default_tokens", "_max", "_nodes", "_pairs", "_tokens")
+
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.2,
+        max_entries: int = 100_000,
+        default_tokens: float = DEFAULT_TOKENS,
+    ) -> None:
+        Ewma(alpha)  # validates alpha
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        self._alpha, self._max, self._default_tokens = alpha, max_entries, default_tokens
+        self._pairs: dict[tuple[str, str], _PairStats] = {}
+        self._nodes: dict[str, Ewma] = {}
+        self._tokens: dict[str, Ewma] = {}
+
+    def observe(
+        self, node: str, model: str, *, ttft_s: float | None, tokens: int, decode_s: float | None
+    ) -> None:
+        pair = self._touch(self._pairs, (node, model), self._new_pair)
+        if ttft_s is not None and _ok(ttft_s):
+            pair.ttft.update(ttft_s)
+        if tokens > 0 and decode_s is not None and _ok(decode_s) and decode_s > 0:
+            rate = tokens / decode_s
+            pair.tokens_per_s.update(rate)
+            self._touch(self._nodes, node, self._new_ewma).update(rate)
+        if tokens >= 0:
+            self._touch(self._tokens, model, self._new_ewma).update(float(tokens))
+
+    def ttft(self, node: str, model: str) -> float | None:
+        pair = self._pairs.get((node, model))
+        return None if pair is None else pair.ttft.value
+
+    def tokens_per_s(self, node: str, model: str) -> float | None:
+        pair = self._pairs.get((node, model))
+        return None if pair is None else pair.tokens_per_s.value
+
+    def expected_tokens(self, model: str) -> float:
+        ewma = self._tokens.get(model)
+        value = None if ewma is None else ewma.value
+        return self._default_tokens if value is None else value
+
+    def node_speed(self, node: str) -> float | None:
+        """Decode speed over all models: the guess for a model never measured on `node`."""
+        ewma = self._nodes.get(node)
+        return None if ewma is None else ewma.value
+
+    def estimate(self, node: str, model: str) -> tuple[float | None, float | None]:
+        """(ttft, tokens/s) for `model` on `node`, speed falling back to `node_speed`; one
+        lookup for the request path."""
+        pair = self._pairs.get((node, model))
+        ttft = rate = None
+        if pair is not None:
+            ttft, rate = pair.ttft.value, pair.tokens_per_s.value
+        if rate is None:
+            ewma = self._nodes.get(node)
+            rate = None if ewma is None else ewma.value
+        return ttft, rate
+
+    def _new_pair(self) -> _PairStats:
+        return _PairStats(Ewma(self._alpha), Ewma(self._alpha))
+
+    def _new_ewma(self) -> Ewma:
+        return Ewma(self._alpha)
+
+    def _touch(self, table: dict[_K, _V], key: _K, make: Callable[[], _V]) -> _V:
+        """The entry for `key`, made if new, moved to the young end; the oldest goes when full."""
+        value = table.pop(key, None)
+        if value is None:
+            value = make()
+            if len(table) >= self._max:
+                del table[next(iter(table))]
+        table[key] = value
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class CostPolicy:
+    default_ttft_s: float = 0.5
+    default_tokens_per_s: float = 30.0
+    cold_load_s: float = 10.0  # added when the model is not loaded on the node
+    queue_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.default_tokens_per_s > 0:
+            raise ValueError(f"default_tokens_per_s must be > 0, got {self.default_tokens_per_s}")
+        if not (self.default_ttft_s >= 0 and self.cold_load_s >= 0 and self.queue_weight >= 0):
+            raise ValueError("default_ttft_s, cold_load_s and queue_weight must be >= 0")
+
+
+def completion_s(
+    *, load: int, capacity: int, service_s: float, cold_s: float = 0.0, queue_weight: float = 1.0
+) -> float:
+    """Expected completion of one more request on a node running `load` of `capacity`."""
+    capacity = max(capacity, 1)
+    if load < capacity:
+        return service_s + cold_s
+    return queue_weight * (load - capacity + 1) * service_s / capacity + service_s + cold_s
+
+
+def fleet_speed(
+    estimates: Iterable[tuple[float | None, float | None]],
+) -> tuple[float | None, float | None]:
+    """Median known (ttft, tokens/s) over candidates' `SpeedStats.estimate`s; None if none known."""
+    ttfts: list[float] = []
+    rates: list[float] = []
+    for ttft, rate in estimates:
+        if ttft is not None:
+            ttfts.append(ttft)
+        if rate is not None:
+            rates.append(rate)
+    return (median(ttfts) if ttfts else None), (median(rates) if rates else None)
+
+
+def expected_completion_s(
+    node: NodeLike,
+    model: str,
+    stats: SpeedStats,
+    policy: CostPolicy,
+    *,
+    loaded: bool | None,
+    fleet_ttft_s: float | None = None,
+    fleet_tokens_per_s: float | None = None,
+) -> float:
+    """Seconds until a request for `model` sent to `node` now would finish (module docstring)."""
+    ttft, rate = stats.estimate(node.name, model)
+    if ttft is None:
+        ttft = policy.default_ttft_s if fleet_ttft_s is None else fleet_ttft_s
+    if rate is None:
+        rate = policy.default_tokens_per_s if fleet_tokens_per_s is None else fleet_tokens_per_s
+    return completion_s(
+        load=node.in_flight + node.remote_in_flight,
+        capacity=node.capacity,
+        service_s=ttft + stats.expected_tokens(model) / rate,
+        cold_s=policy.cold_load_s if loaded is False else 0.0,
+        queue_weight=policy.queue_weight,
+    )
+
+
+def _ok(x: float) -> bool:
+    return math.isfinite(x) and x >= 0

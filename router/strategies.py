@@ -1,0 +1,193 @@
+"""Node choosers behind one signature, so `routing.strategy` can switch between them and a
+benchmark can compare them (issue 7).
+
+A chooser takes the candidates for a model (healthy nodes that serve it), the names to skip
+(nodes this request already tried) and an injected rng, and returns one node, or None when none
+is left. None does I/O; `RoundRobin` keeps a cursor per model, `CostAware` reads `SpeedStats`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Collection, Mapping, Sequence
+from types import MappingProxyType
+from typing import Protocol
+
+from router.balancer import choose
+from router.fleet import NodeState
+from router.scoring import CostPolicy, SpeedStats, completion_s, fleet_speed
+
+LoadedFn = Callable[[str, str], bool | None]  # (node, model) → loaded per /api/ps; None = unknown
+DEFAULT_POLICY = CostPolicy()
+
+
+class Chooser(Protocol):
+    def __call__(
+        self,
+        candidates: Sequence[NodeState],
+        *,
+        model: str,
+        exclude: Collection[str],
+        rng: random.Random,
+    ) -> NodeState | None: ...
+
+
+class StrategyFactory(Protocol):
+    def __call__(
+        self, stats: SpeedStats, loaded: LoadedFn, policy: CostPolicy = DEFAULT_POLICY
+    ) -> Chooser: ...
+
+
+def least_loaded(
+    candidates: Sequence[NodeState],
+    *,
+    model: str,
+    exclude: Collection[str],
+    rng: random.Random,
+) -> NodeState | None:
+    """Today's balancer: least (in_flight + remote_in_flight) / capacity, random among equals."""
+    return choose(candidates, exclude=exclude, rng=rng)
+
+
+def random_choice(
+    candidates: Sequence[NodeState],
+    *,
+    model: str,
+    exclude: Collection[str],
+    rng: random.Random,
+) -> NodeState | None:
+    live = [n for n in candidates if n.name not in exclude]
+    return rng.choice(live) if live else None
+
+
+class RoundRobin:
+    """Each model's candidates in turn, skipping excluded ones. The cursor is an index, so a
+    change in the candidate list shifts the turn once and cycling goes on."""
+
+    __slots__ = ("_next",)
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def __call__(
+        self,
+        candidates: Sequence[NodeState],
+        *,
+        model: str,
+        exclude: Collection[str],
+        rng: random.Random,
+    ) -> NodeState | None:
+        count = len(candidates)
+        start = self._next.get(model, 0)
+        for step in range(count):
+            node = candidates[(start + step) % count]
+            if node.name not in exclude:
+                self._next[model] = (start + step + 1) % count
+                return node
+        return None
+
+
+def _unknown(node: str, model: str) -> bool | None:
+    return None
+
+
+class CostAware:
+    """The node with the least expected completion time (`router.scoring`). Among nodes within
+    `tie` (relative) of the best, the least loaded by ratio wins, then one at random: equal
+    nodes share work and a recovered node gets traffic."""
+
+    __slots__ = ("loaded", "policy", "stats", "tie")
+
+    def __init__(
+        self,
+        stats: SpeedStats,
+        *,
+        loaded: LoadedFn = _unknown,
+        policy: CostPolicy = DEFAULT_POLICY,
+        tie: float = 0.01,
+    ) -> None:
+        self.stats, self.loaded, self.policy, self.tie = stats, loaded, policy, tie
+
+    def __call__(
+        self,
+        candidates: Sequence[NodeState],
+        *,
+        model: str,
+        exclude: Collection[str],
+        rng: random.Random,
+    ) -> NodeState | None:
+        live = [n for n in candidates if n.name not in exclude] if exclude else candidates
+        if not live:
+            return None
+        policy, loaded, estimate = self.policy, self.loaded, self.stats.estimate
+        speeds = [estimate(n.name, model) for n in live]
+        ttft_fb, rate_fb = policy.default_ttft_s, policy.default_tokens_per_s
+        if any(t is None or r is None for t, r in speeds):
+            fleet_ttft, fleet_rate = fleet_speed(speeds)
+            ttft_fb = ttft_fb if fleet_ttft is None else fleet_ttft
+            rate_fb = rate_fb if fleet_rate is None else fleet_rate
+        tokens = self.stats.expected_tokens(model)
+        cold, weight = policy.cold_load_s, policy.queue_weight
+        costs = [
+            completion_s(
+                load=node.in_flight + node.remote_in_flight,
+                capacity=node.capacity,
+                service_s=(ttft_fb if t is None else t) + tokens / (rate_fb if r is None else r),
+                cold_s=cold if loaded(node.name, model) is False else 0.0,
+                queue_weight=weight,
+            )
+            for node, (t, r) in zip(live, speeds, strict=True)
+        ]
+        return _pick_near_best(live, costs, self.tie, rng)
+
+
+def _pick_near_best(
+    nodes: Sequence[NodeState], costs: Sequence[float], tie: float, rng: random.Random
+) -> NodeState:
+    limit = min(costs) * (1.0 + tie)
+    best = nodes[0]
+    best_ratio = float("inf")
+    ties = 0
+    for node, cost in zip(nodes, costs, strict=True):
+        if cost > limit:
+            continue
+        ratio = (node.in_flight + node.remote_in_flight) / node.capacity
+        if ratio < best_ratio:
+            best, best_ratio, ties = node, ratio, 1
+        elif ratio == best_ratio:
+            ties += 1
+            if rng.random() * ties < 1.0:  # reservoir sampling: uniform over equals
+                best = node
+    return best
+
+
+def _least_loaded(
+    stats: SpeedStats, loaded: LoadedFn, policy: CostPolicy = DEFAULT_POLICY
+) -> Chooser:
+    return least_loaded
+
+
+def _random(stats: SpeedStats, loaded: LoadedFn, policy: CostPolicy = DEFAULT_POLICY) -> Chooser:
+    return random_choice
+
+
+def _round_robin(
+    stats: SpeedStats, loaded: LoadedFn, policy: CostPolicy = DEFAULT_POLICY
+) -> Chooser:
+    return RoundRobin()
+
+
+def _cost_aware(
+    stats: SpeedStats, loaded: LoadedFn, policy: CostPolicy = DEFAULT_POLICY
+) -> Chooser:
+    return CostAware(stats, loaded=loaded, policy=policy)
+
+
+STRATEGIES: Mapping[str, StrategyFactory] = MappingProxyType(
+    {
+        "least_loaded": _least_loaded,
+        "random": _random,
+        "round_robin": _round_robin,
+        "cost_aware": _cost_aware,
+    }
+)

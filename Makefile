@@ -39,3 +39,4 @@ clean: deploy-clean
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
 
 include deploy/deploy.mk
+include benchmarks/bench.mk

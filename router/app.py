@@ -16,9 +16,10 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from router import handlers
+from router import admin, handlers, statuspage
 from router.auth import KeyRing
 from router.config import FleetConfig
+from router.coordination import LocalSlots, RedisSlots, SlotStore
 from router.dispatch import Dispatcher
 from router.fleet import Fleet
 from router.health import HealthChecker
@@ -54,12 +55,28 @@ def create_app(
         app.router.add_post(f"{prefix}/completions", handlers.completions)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/admin/nodes", admin.nodes)
+    if config.metrics.port is None:
+        _add_observability_routes(app)
+    return app
+
+
+def _add_observability_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", handlers.metrics)
+    app.router.add_get("/status", statuspage.status)
+
+
+def create_metrics_app(state: RouterState) -> web.Application:
+    """`/metrics` and `/status` alone, for `metrics.port`: the same state, middleware and rules
+    (`metrics.require_key`), on a port that can stay inside the cluster network."""
+    app = web.Application(middlewares=[make_middleware(state)])
+    app[STATE] = state
+    _add_observability_routes(app)
     return app
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
-    """The client session and the health poller live as long as the app."""
+    """The client session, the slot store and the health poller live as long as the app."""
     state = app[STATE]
     config = state.config
     per_node = config.routing.max_connections_per_node
@@ -75,6 +92,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
     )
     upstream = Upstream(session, config.routing)
+    slots: SlotStore = LocalSlots(state.fleet, state.rng)
+    if config.coordination is not None:
+        slots = RedisSlots(config.coordination, state.fleet, state.rng, state.metrics.registry)
+    await slots.start()
     state.dispatcher = Dispatcher(
         state.fleet,
         upstream,
@@ -83,6 +104,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         state.clock,
         config.routing.max_attempts,
         config.routing.retry_after_s,
+        slots,
     )
     state.health = HealthChecker(
         state.fleet, upstream, config.health, state.metrics, clock=state.clock
@@ -95,6 +117,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         poller.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await poller
+        await slots.close()  # gives back what this replica still holds
         await session.close()
 
 
@@ -114,6 +137,7 @@ async def serve(
     config = app[STATE].config
     runner = make_runner(app, shutdown_grace_s=config.server.shutdown_grace_s)
     await runner.setup()
+    metrics_runner: web.AppRunner | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -123,6 +147,11 @@ async def serve(
         await site.start()
         bound = runner.addresses[0][1] if runner.addresses else port
         log.info("jarvis router listening on http://%s:%d", host, bound)
+        if config.metrics.port is not None:
+            metrics_runner = make_runner(create_metrics_app(app[STATE]), shutdown_grace_s=1.0)
+            await metrics_runner.setup()
+            await web.TCPSite(metrics_runner, host, config.metrics.port, reuse_address=True).start()
+            log.info("metrics and status on http://%s:%d", host, metrics_runner.addresses[0][1])
         if on_ready is not None:
             on_ready(bound)
         await stop.wait()
@@ -134,3 +163,5 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
+        if metrics_runner is not None:  # scraped until the drain is over
+            await metrics_runner.cleanup()

@@ -2,6 +2,8 @@
 
 Least loaded relative to capacity; ties are broken at random (reservoir sampling in the same
 pass), so a node that just recovered with zero load gets traffic and equal nodes share it.
+A node's load counts every replica's requests on it: this one's own plus, with coordination,
+the others' as last seen (`remote_in_flight`, 0 without it).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def choose(
     for node in candidates:
         if node.name in exclude:
             continue
-        load = node.in_flight / node.capacity
+        load = (node.in_flight + node.remote_in_flight) / node.capacity
         if load < best_load:
             best, best_load, ties = node, load, 1
         elif load == best_load:

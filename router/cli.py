@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -13,6 +14,8 @@ from router import __version__
 from router.auth import digest, new_key
 from router.config import ConfigError, FleetConfig, load_config
 from router.logs import configure_logging
+
+KEY_ENV = "JARVIS_API_KEY"
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
@@ -84,7 +87,7 @@ def _demo_banner(base: str, key: str, nodes: Sequence[Any]) -> str:
 
 
 def _emulate(args: argparse.Namespace) -> int:
-    from router.emulator import EmulatorConfig, serve_forever
+    from router.emulator import EmulatorConfig, Faults, serve_forever
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     config = EmulatorConfig(
@@ -92,17 +95,30 @@ def _emulate(args: argparse.Namespace) -> int:
         tokens_per_second=args.tokens_per_second,
         ttft_ms=args.ttft_ms,
         max_parallel=args.max_parallel,
+        max_queue=args.max_queue,
+        default_tokens=args.default_tokens,
+        load_ms=args.load_ms,
+        max_loaded_models=args.max_loaded_models,
+        preloaded=not args.cold,
+        prefix_cache=args.prefix_cache,
     )
+    faults = Faults()
+    faults.mode = args.fault
+    faults.error_rate = args.error_rate
+    faults.die_after_tokens = args.die_after_tokens
+    faults.drop_mid_stream = args.drop_mid_stream
+    faults.slow_factor = args.slow_factor
     print(
         f"emulated Ollama node on http://{args.host}:{args.port} with {', '.join(models)}",
         flush=True,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        _run(serve_forever(config, args.host, args.port))
+        _run(serve_forever(config, args.host, args.port, faults=faults))
     return 0
 
 
 def _summary(path: str, config: FleetConfig) -> str:
+    metrics_port = config.metrics.port
     lines = [
         f"{path}: OK",
         f"  listen    {config.listen.host}:{config.listen.port}",
@@ -115,12 +131,52 @@ def _summary(path: str, config: FleetConfig) -> str:
         f"{config.routing.request_timeout_s:g} s, connect_timeout "
         f"{config.routing.connect_timeout_s:g} s",
         f"  logging   {config.logging.level}, {config.logging.format}",
+        "  metrics   /metrics and /status on "
+        + ("the API port" if metrics_port is None else f"port {metrics_port}")
+        + (", keys required" if config.metrics.require_key else ", open"),
     ]
+    coordination = config.coordination
+    if coordination is not None:  # not the URL: it may hold a password
+        lines.append(
+            f"  replicas  share node slots through Redis: prefix {coordination.key_prefix}, "
+            f"lease ttl {coordination.lease_ttl_s:g} s, "
+            f"wait up to {coordination.wait_timeout_s:g} s"
+        )
     return "\n".join(lines)
 
 
 def _check_config(args: argparse.Namespace) -> int:
     print(_summary(args.file, load_config(args.file)))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+    import urllib.error
+    import urllib.request
+
+    from router.admin import format_table
+
+    key = args.key or os.environ.get(KEY_ENV)
+    if not key:
+        print(f"error: give an admin API key with --key or {KEY_ENV}", file=sys.stderr)
+        return 2
+    url = args.url.rstrip("/") + "/admin/nodes"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            view = json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        print(f"error: {url} answered {exc.code}: {message}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"error: cannot reach {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+        return 1
+    print(format_table(view))
     return 0
 
 
@@ -159,12 +215,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="llama3", help="comma-separated model names")
     p.add_argument("--tokens-per-second", type=float, default=0.0, help="0 = no delay")
     p.add_argument("--ttft-ms", type=float, default=0.0)
-    p.add_argument("--max-parallel", type=int, default=4)
+    p.add_argument("--max-parallel", type=int, default=4, help="generations at once")
+    p.add_argument("--max-queue", type=int, default=512, help="waiting requests before 503")
+    p.add_argument("--default-tokens", type=int, help="reply length (default: 8..40 by prompt)")
+    p.add_argument("--load-ms", type=float, default=0.0, help="time to load a cold model")
+    p.add_argument("--max-loaded-models", type=int, default=0, help="0 = unlimited")
+    p.add_argument("--cold", action="store_true", help="start with no model loaded")
+    p.add_argument("--prefix-cache", action="store_true", help="faster TTFT for seen prefixes")
+    faults = p.add_argument_group("faults")
+    faults.add_argument(
+        "--fault",
+        default="ok",
+        choices=("ok", "error", "busy", "hang", "drop"),
+        help="every generation: 500, 503 busy, never answer, or drop the connection",
+    )
+    faults.add_argument("--error-rate", type=float, default=0.0, help="fraction answered 500")
+    faults.add_argument("--die-after-tokens", type=int, help="end streams with an error line")
+    faults.add_argument(
+        "--drop-mid-stream",
+        action="store_true",
+        help="with --die-after-tokens: drop the connection instead",
+    )
+    faults.add_argument("--slow-factor", type=float, default=1.0, help="multiply every delay")
     p.set_defaults(func=_emulate)
 
     p = sub.add_parser("check-config", help="validate a fleet file and summarise it")
     p.add_argument("file")
     p.set_defaults(func=_check_config)
+
+    p = sub.add_parser("status", help="a running router's nodes, as a table (admin key)")
+    p.add_argument("--url", default="http://127.0.0.1:8080", help="the router's base URL")
+    p.add_argument("--key", help=f"an admin API key (default: ${KEY_ENV}, kept out of `ps`)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds")
+    p.set_defaults(func=_status)
 
     keys = sub.add_parser("keys", help="API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

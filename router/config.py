@@ -7,12 +7,13 @@ Unknown keys and bad values raise `ConfigError` naming the key path, e.g.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -20,6 +21,10 @@ import yaml
 KEYS_FILE_ENV = "JARVIS_API_KEYS_FILE"
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# Braces allowed so a prefix can be a Redis Cluster hash tag, e.g. "{jarvis}".
+_KEY_PREFIX_RE = re.compile(r"^[A-Za-z0-9{][A-Za-z0-9{}:._-]{0,62}$")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _LOG_FORMATS = ("json", "text")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -81,7 +86,18 @@ class LoggingConfig:
 
 @dataclass(frozen=True, slots=True)
 class MetricsConfig:
-    require_key: bool = False
+    require_key: bool = False  # /metrics needs any key, /status an admin key
+    port: int | None = None  # serve /metrics and /status only on this port (same host)
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinationConfig:
+    """Replicas share each node's slots through Redis; absent: each replica counts alone."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    lease_ttl_s: float = 30.0
+    key_prefix: str = "jarvis"
+    wait_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +118,7 @@ class FleetConfig:
     routing: RoutingConfig = RoutingConfig()
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
+    coordination: CoordinationConfig | None = None
 
 
 class _Section:
@@ -197,13 +214,28 @@ def _kind(value: object) -> str:
     return "nothing" if value is None else type(value).__name__
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice (YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: str) -> object:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(path, f"cannot read file: {exc.strerror or exc}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: safe
     except yaml.YAMLError as exc:
         raise ConfigError(path, f"invalid YAML: {exc}") from None
 
@@ -236,6 +268,22 @@ def _node(s: _Section) -> NodeConfig:
         name=s.string("name", pattern=_NAME_RE),
         url=url,
         max_concurrency=s.integer("max_concurrency", 4, minimum=1, maximum=100_000),
+    )
+
+
+def _coordination(s: _Section) -> CoordinationConfig:
+    url = s.string("redis_url", DEFAULT_REDIS_URL)
+    if urlsplit(url).scheme not in _REDIS_SCHEMES:
+        raise s.fail("redis_url", f"must be a redis://, rediss:// or unix:// URL, got {url!r}")
+    if importlib.util.find_spec("redis") is None:
+        raise s.fail(
+            "redis_url", "needs the redis package: pip install 'jarvis-router[coordination]'"
+        )
+    return CoordinationConfig(
+        redis_url=url,
+        lease_ttl_s=s.number("lease_ttl_s", 30.0, minimum=1.0, maximum=3600.0),
+        key_prefix=s.string("key_prefix", "jarvis", pattern=_KEY_PREFIX_RE),
+        wait_timeout_s=s.number("wait_timeout_s", 30.0, minimum=0.0, maximum=3600.0),
     )
 
 
@@ -306,12 +354,24 @@ def parse_config(
         ),
     )
     metrics = _read(
-        root.section("metrics"), lambda s: MetricsConfig(s.boolean("require_key", False))
+        root.section("metrics"),
+        lambda s: MetricsConfig(
+            s.boolean("require_key", False),
+            None if s.raw("port") is None else s.integer("port", 0, minimum=0, maximum=65535),
+        ),
+    )
+    # Opt-in: without the section (or with it left empty) each replica counts on its own.
+    coordination = (
+        None
+        if root.raw("coordination") is None
+        else _read(root.section("coordination"), _coordination)
     )
     keys = [_read(item, _api_key) for item in root.items("api_keys")]
     keys_file = root.raw("api_keys_file")
     if keys_file is not None and (not isinstance(keys_file, str) or not keys_file):
         raise root.fail("api_keys_file", f"must be a file path, got {_kind(keys_file)}")
+    if keys_file:  # relative to the fleet file, like an include; the env var to the cwd
+        keys_file = os.path.join(os.path.dirname(file), keys_file)
     keys_file = (env if env is not None else os.environ).get(KEYS_FILE_ENV) or keys_file
     if keys_file:
         keys.extend(load_keys_file(keys_file))
@@ -327,6 +387,8 @@ def parse_config(
         )
     _unique(file, "nodes", [n.name for n in nodes])
     _unique(file, "api_keys", [k.name for k in keys])
+    if metrics.port and metrics.port == listen.port:
+        raise ConfigError(file, f"metrics.port must differ from listen.port, got {metrics.port}")
     if health.timeout_s > health.interval_s:
         raise ConfigError(
             file,
@@ -343,6 +405,7 @@ def parse_config(
         routing=routing,
         logging=logging_,
         metrics=metrics,
+        coordination=coordination,
     )
 
 

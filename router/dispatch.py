@@ -1,9 +1,11 @@
-"""Getting one request onto one node: choose → lease → open → first line, with failover.
+"""Getting one request onto one node: slot → open → first line, with failover.
 
 All retrying lives here (tenacity). An attempt fails over to another node on connection
 errors, timeouts before the first byte, 5xx, "busy" and "model not here"; a 4xx is the
 request's own fault and goes back to the client. Nothing is retried once the client has
 received a byte: that is the handler's commit point, after `open_stream` returns.
+A slot comes from the `SlotStore` (`coordination`): the least loaded node, held as a `Lease`
+that each attempt gives back on every path, or hands to the caller with the open stream.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any, TypeVar
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from router.balancer import choose
 from router.context import RequestContext
+from router.coordination import NoFreeSlot, SlotStore
 from router.errors import ModelNotFound, ServiceUnavailable, UpstreamRejected
 from router.fleet import Fleet, Lease, NodeState
 from router.metrics import Metrics
@@ -35,9 +37,10 @@ class Dispatcher:
     clock: Callable[[], float]
     max_attempts: int
     retry_after_s: int
+    slots: SlotStore
 
     async def _failover(
-        self, ctx: RequestContext, model: str, attempt_on: Callable[[NodeState], Awaitable[T]]
+        self, ctx: RequestContext, model: str, attempt_on: Callable[[Lease], Awaitable[T]]
     ) -> T:
         tried: set[str] = set()
         last: UpstreamError | None = None
@@ -49,8 +52,15 @@ class Dispatcher:
         try:
             async for attempt in retrying:
                 with attempt:
-                    node = choose(self.fleet.candidates(model), exclude=tried, rng=self.rng)
-                    if node is None:
+                    try:
+                        lease = await self.slots.take(model, tried)
+                    except NoFreeSlot:
+                        raise ServiceUnavailable(
+                            f"Every node that serves '{ctx.model}' is at capacity; try again.",
+                            retry_after_s=self.retry_after_s,
+                            code="capacity_exhausted",
+                        ) from None
+                    if lease is None:
                         if last is not None:  # every candidate failed: say how the last did
                             raise self._give_up(ctx, model, last)
                         raise ServiceUnavailable(
@@ -58,12 +68,13 @@ class Dispatcher:
                             retry_after_s=self.retry_after_s,
                             code="no_healthy_node",
                         )
+                    node = lease.node
                     if tried:
                         self.metrics.failovers.labels(ctx.model_label).inc()
                     tried.add(node.name)
                     ctx.node, ctx.attempts = node.name, ctx.attempts + 1
                     try:
-                        result = await attempt_on(node)
+                        result = await attempt_on(lease)
                     except UpstreamError as exc:
                         self._record_failure(node, model, exc)
                         last = exc
@@ -98,8 +109,8 @@ class Dispatcher:
     ) -> dict[str, Any]:
         """A whole non-streamed answer; failures anywhere before it is read fail over."""
 
-        async def attempt_on(node: NodeState) -> dict[str, Any]:
-            async with self.fleet.lease(node):
+        async def attempt_on(lease: Lease) -> dict[str, Any]:
+            async with lease as node:
                 started = self.clock()
                 resp = await self.upstream.open(node, path, payload, ctx.request_id)
                 try:
@@ -119,9 +130,8 @@ class Dispatcher:
     ) -> OpenStream:
         """An open stream whose first line has arrived; the caller must `aclose()` it."""
 
-        async def attempt_on(node: NodeState) -> OpenStream:
-            lease = self.fleet.lease(node)
-            await lease.__aenter__()
+        async def attempt_on(lease: Lease) -> OpenStream:
+            node = lease.node
             resp: aiohttp.ClientResponse | None = None
             try:
                 resp = await self.upstream.open(node, path, payload, ctx.request_id)
@@ -133,7 +143,7 @@ class Dispatcher:
             except BaseException:
                 if resp is not None:
                     resp.close()
-                await lease.__aexit__(None, None, None)
+                lease.release()
                 raise
             return OpenStream(node, lease, resp, first)
 
@@ -154,7 +164,7 @@ class OpenStream:
             self.response.release()
         else:
             self.response.close()
-        await self.lease.__aexit__(None, None, None)
+        self.lease.release()
 
 
 def _retryable(exc: BaseException) -> bool:

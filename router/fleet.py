@@ -7,11 +7,23 @@ index is rebuilt on every health change (rare), so the request path only does di
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 
 from router.config import NodeConfig
+
+RECENT_ERRORS = 5
+
+
+@dataclass(slots=True)
+class NodeError:
+    """A failure that took the node out of rotation; repeats of the same text are folded."""
+
+    at: float
+    message: str
+    count: int = 1
 
 
 @dataclass(slots=True, eq=False)
@@ -22,11 +34,14 @@ class NodeState:
     healthy: bool = False
     checked: bool = False
     models: Mapping[str, int] = field(default_factory=dict)  # canonical name → created (unix s)
-    in_flight: int = 0
+    in_flight: int = 0  # this replica's requests on the node
+    # Other replicas' requests on the node, as coordination last saw them (0 without it).
+    remote_in_flight: int = 0
     last_check: float | None = None
     check_latency_s: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    recent_errors: deque[NodeError] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
 
     def __post_init__(self) -> None:
         self.name = self.config.name
@@ -34,15 +49,31 @@ class NodeState:
 
 
 class Lease:
-    """One request's slot on a node: taken on enter, given back on exit, whatever happens."""
+    """One request's slot on a node, held from the moment it is made; `release()` (or leaving
+    `async with`) gives it back exactly once, whatever happens. Release never awaits, so a
+    cancelled request always frees its slot. `id` and `on_release` are coordination's (a lease
+    also held in Redis); a plain lease has neither.
+    """
 
-    __slots__ = ("node",)
+    __slots__ = ("_held", "_on_release", "id", "node")
 
-    def __init__(self, node: NodeState) -> None:
-        self.node = node
+    def __init__(
+        self,
+        node: NodeState,
+        id: str | None = None,
+        on_release: Callable[[Lease], None] | None = None,
+    ) -> None:
+        node.in_flight += 1
+        self.node, self.id, self._on_release, self._held = node, id, on_release, True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self.node.in_flight -= 1
+            if self._on_release is not None:
+                self._on_release(self)
 
     async def __aenter__(self) -> NodeState:
-        self.node.in_flight += 1
         return self.node
 
     async def __aexit__(
@@ -51,7 +82,7 @@ class Lease:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.node.in_flight -= 1
+        self.release()
 
 
 class Fleet:
@@ -81,6 +112,7 @@ class Fleet:
         return out
 
     def lease(self, node: NodeState) -> Lease:
+        """Take a slot on `node` now (this replica's count only)."""
         return Lease(node)
 
     # -- writes (health checks and failed requests) ----------------------------------------
@@ -94,8 +126,13 @@ class Fleet:
 
     def mark_unhealthy(self, name: str, error: str) -> None:
         node = self.nodes[name]
-        node.last_check = node.last_error_at = self._clock()
+        node.last_check = node.last_error_at = now = self._clock()
         node.last_error, node.checked = error, True
+        recent = node.recent_errors
+        if recent and recent[-1].message == error:  # a dead node fails every health round
+            recent[-1].at, recent[-1].count = now, recent[-1].count + 1
+        else:
+            recent.append(NodeError(now, error))
         if node.healthy:
             node.healthy = False
             self._reindex()

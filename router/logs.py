@@ -1,7 +1,8 @@
 """Logging: configured once; JSON lines to stdout by default; one line per request.
 
 Request lines are built only when the request logger is enabled, and never hold a key or a
-prompt.
+prompt: the key appears only as its configured name (`key_name`). In the text format the same
+fields follow the message as `name=value` pairs.
 """
 
 from __future__ import annotations
@@ -36,12 +37,24 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """`%(asctime)s %(levelname)s %(name)s %(message)s` plus the record's extra fields."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        extra = " ".join(
+            f"{key}={value}"
+            for key, value in record.__dict__.items()
+            if key not in _RESERVED and value is not None
+        )
+        return f"{line} {extra}" if extra else line
+
+
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    formatter = (
-        {"()": JsonFormatter}
-        if fmt == "json"
-        else {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
-    )
+    formatter = {"()": JsonFormatter if fmt == "json" else TextFormatter}
     logging.config.dictConfig(
         {
             "version": 1,
@@ -63,7 +76,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
 def request_fields(ctx: RequestContext, end: float) -> dict[str, Any]:
     return {
         "request_id": ctx.request_id,
-        "key": ctx.key.name if ctx.key is not None else None,
+        "key_name": ctx.key.name if ctx.key is not None else None,
         "endpoint": ctx.endpoint,
         "model": ctx.model,
         "node": ctx.node,

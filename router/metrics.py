@@ -1,7 +1,9 @@
 """Prometheus metric families on an injected registry (a fresh one per app, so tests never collide).
 
 Request metrics are observed once per request from its context. Node gauges are read from the
-fleet at scrape time by a collector, so the request path never touches them.
+fleet at scrape time by a collector, so the request path never touches them. Every label is
+bounded: models the fleet knows (else "unknown"), node names and key names from the fleet file.
+docs/metrics.md lists every family and the OpenTelemetry / vLLM name each one matches.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from prometheus_client.registry import Collector
 
 from router.context import RequestContext
 from router.fleet import Fleet
+from router.modelnames import public_id
+from router.rates import RateWindow
 
 # LLM calls run from tens of milliseconds (a cached short reply) to minutes (long generations).
 DURATION_BUCKETS = (
@@ -63,12 +67,23 @@ class FleetCollector(Collector):
         models = GaugeMetricFamily(
             "jarvis_node_models", "Models the node reported in /api/tags", labels=["node"]
         )
+        healthy_nodes = GaugeMetricFamily(
+            "jarvis_model_healthy_nodes",
+            "Healthy nodes serving the model (0: requests for it fail)",
+            labels=["model"],
+        )
+        per_model: dict[str, int] = {}
         for node in self._fleet.nodes.values():
             up.add_metric([node.name], 1.0 if node.healthy else 0.0)
             in_flight.add_metric([node.name], node.in_flight)
             capacity.add_metric([node.name], node.capacity)
             models.add_metric([node.name], len(node.models))
-        yield from (up, in_flight, capacity, models)
+            # A node that goes down keeps its last model list, so its models stay here at 0.
+            for model in node.models:
+                per_model[model] = per_model.get(model, 0) + node.healthy
+        for model, count in sorted(per_model.items()):
+            healthy_nodes.add_metric([public_id(model)], count)
+        yield from (up, in_flight, capacity, models, healthy_nodes)
 
 
 class Metrics:
@@ -133,14 +148,22 @@ class Metrics:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
+        # Completion tokens per node over the last minute, for the status page.
+        self._token_rates = {name: RateWindow() for name in fleet.nodes}
 
     def observe(self, ctx: RequestContext, end: float) -> None:
-        model = ctx.model_label
+        # A model the fleet does not know is "unknown": clients cannot mint label values.
+        model = ctx.model_label or ("unknown" if ctx.model is not None else "")
         self.requests.labels(ctx.endpoint, model, str(ctx.status)).inc()
         self.duration.labels(ctx.endpoint, model).observe(end - ctx.start)
         node = ctx.node
         if node is None:
             return
+        if ctx.client_disconnected and (not ctx.stream or not ctx.upstream_s):
+            # The relay counts the outcome of a stream it started (and sets upstream_s); a
+            # client that leaves while dispatch waits for the node's answer (non-streamed, or
+            # before a stream's first line) is counted here, so the attempt has its outcome.
+            self.upstream.labels(node, "client_cancelled").inc()
         if ctx.ttft_s is not None:
             self.ttft.labels(model, node).observe(ctx.ttft_s)
         if ctx.tpot_s is not None:
@@ -149,3 +172,22 @@ class Metrics:
             key = ctx.key.name if ctx.key is not None else ""
             self.prompt_tokens.labels(model, node, key).inc(ctx.prompt_tokens)
             self.completion_tokens.labels(model, node, key).inc(ctx.completion_tokens)
+            window = self._token_rates.get(node)
+            if window is not None:
+                window.add(end, ctx.completion_tokens)
+
+    # -- reads for the admin API and the status page (not the request path) -----------------
+    def tokens_per_second(self, node: str, now: float) -> float:
+        """Completion tokens per second the node produced over the last minute."""
+        window = self._token_rates.get(node)
+        return window.rate(now) if window is not None else 0.0
+
+    def upstream_outcomes(self) -> dict[str, dict[str, int]]:
+        """node → outcome → attempts so far (the jarvis_upstream_requests_total samples)."""
+        out: dict[str, dict[str, int]] = {}
+        for family in self.upstream.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    node, outcome = sample.labels["node"], sample.labels["outcome"]
+                    out.setdefault(node, {})[outcome] = int(sample.value)
+        return out

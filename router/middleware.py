@@ -2,7 +2,7 @@
 
 1. request context: take the client's `X-Request-ID` (or make one) and start the clock;
 2. auth: every API path needs a configured key (`/healthz`, `/readyz` and, unless
-   `metrics.require_key`, `/metrics` are open);
+   `metrics.require_key`, `/metrics` and `/status` are open; `/admin/*` then checks `admin`);
 3. the error boundary: any `JarvisError` or aiohttp HTTP error becomes the OpenAI envelope;
    anything else is logged and becomes a 500 that leaks nothing (only if no byte was sent);
 4. at the end, once: the request log line and the request metrics.
@@ -73,7 +73,7 @@ def make_middleware(state: RouterState) -> Middleware:
     keys, clock, metrics = state.keys, state.clock, state.metrics
     open_paths = {"/healthz", "/readyz"}
     if not state.config.metrics.require_key:
-        open_paths.add("/metrics")
+        open_paths.update(("/metrics", "/status"))
     log_requests = state.config.logging.access_log
 
     @web.middleware

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -124,14 +125,24 @@ def make_runner(app: web.Application) -> web.AppRunner:
     return web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=GRACE_S)
 
 
-async def serve_forever(config: EmulatorConfig, host: str, port: int) -> None:
-    """Serve one node until cancelled (`jarvis-router emulate`); bodies are not recorded."""
-    runner = make_runner(create_emulator_app(config, stats=NodeStats(record_bodies=False)))
+async def serve_forever(
+    config: EmulatorConfig, host: str, port: int, *, faults: Faults | None = None
+) -> None:
+    """Serve one node until cancelled or SIGTERM/SIGINT (`jarvis-router emulate`); bodies are
+    not recorded."""
+    app = create_emulator_app(config, faults=faults, stats=NodeStats(record_bodies=False))
+    runner = make_runner(app)
     await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
         logger.info("emulated Ollama node listening on %s", site.name)
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
         await runner.cleanup()

@@ -210,7 +210,7 @@ async def test_demo_prints_a_curl_line_that_works_as_pasted() -> None:
         assert await asyncio.wait_for(proc.wait(), 10) == 0
 
 
-async def test_emulate_serves_ollama_api() -> None:
+async def _emulate(*flags: str) -> tuple[asyncio.subprocess.Process, str]:
     port = _free_port()
     proc = await asyncio.create_subprocess_exec(
         PY,
@@ -219,20 +219,42 @@ async def test_emulate_serves_ollama_api() -> None:
         "emulate",
         "--port",
         str(port),
-        "--models",
-        "llama3,mistral",
+        *flags,
         stdout=asyncio.subprocess.DEVNULL,
     )
-    try:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(10):
-            while True:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/api/tags") as resp:
-                        names = [m["name"] for m in (await resp.json())["models"]]
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http, asyncio.timeout(10):
+        while True:
+            try:
+                async with http.get(url + "/") as resp:
+                    if resp.status == 200:
                         break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.05)
+    return proc, url
+
+
+async def test_emulate_serves_ollama_api_and_stops_on_sigterm() -> None:
+    proc, url = await _emulate("--models", "llama3,mistral")
+    try:
+        async with aiohttp.ClientSession() as http, http.get(url + "/api/tags") as resp:
+            names = [m["name"] for m in (await resp.json())["models"]]
         assert sorted(names) == ["llama3:latest", "mistral:latest"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+async def test_emulate_fault_flags() -> None:
+    proc, url = await _emulate("--fault", "busy")
+    body = {"model": "llama3", "prompt": "hi", "stream": False}
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url + "/api/generate", json=body) as resp:
+                assert resp.status == 503
+                assert "server busy" in (await resp.json())["error"]
+            async with http.get(url + "/api/tags") as resp:
+                assert resp.status == 200  # faults hit generations, not health checks
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 10)

@@ -71,10 +71,10 @@ GOOD = {
         metrics=MetricsConfig(require_key=True),
     ),
     "keys-file-only.yaml": FleetConfig(
-        nodes=(GPU_A,), api_keys=(LIST_1, LIST_2), api_keys_file="keys/list.yaml"
+        nodes=(GPU_A,), api_keys=(LIST_1, LIST_2), api_keys_file="good/../keys/list.yaml"
     ),
     "keys-file-and-inline.yaml": FleetConfig(
-        nodes=(GPU_A,), api_keys=(TEAM_A, MAP_1), api_keys_file="keys/mapping.yaml"
+        nodes=(GPU_A,), api_keys=(TEAM_A, MAP_1), api_keys_file="good/../keys/mapping.yaml"
     ),
 }
 BAD = sorted(p.name for p in (FLEETS / "bad").glob("*.yaml"))

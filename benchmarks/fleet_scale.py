@@ -1,0 +1,177 @@
+"""S5 fleet scale.
+
+Micro-benchmark of the pure parts, in process, with 1,000 nodes x 50 models: `balancer.choose`
+over `Fleet.candidates`, `Fleet.mark_healthy` (steady, no change → no reindex; cold, every node
+turning healthy → one reindex each; one node flapping → two reindexes) and the parse of one
+node's `/api/tags` answer (what `Upstream.tags` does after the HTTP call).
+
+Then a real run: 200 emulated nodes x 50 models in one process behind one router: the router's
+CPU per health round at idle (rounds counted from its own /metrics) and S1-shaped load
+(non-streamed 8-token replies, c=64, the 50 models in turn) against direct access spread over
+the 200 nodes.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import statistics
+import time
+import timeit
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from typing import Any
+
+import orjson
+
+from benchmarks import targets as tg
+from benchmarks.loadgen import LoadSpec
+from benchmarks.procs import Proc, Sampler, running
+from benchmarks.scenarios import Run, measure_aiohttp, start_targets
+from benchmarks.stats import Measure
+from router.balancer import choose
+from router.config import NodeConfig
+from router.emulator import EmulatorConfig, Faults, NodeStats
+from router.emulator.state import NodeState as EmulatorNodeState
+from router.fleet import Fleet
+from router.modelnames import canonical
+from router.upstream import _unix  # the tags parse, measured as Upstream.tags runs it
+
+HEALTH_INTERVAL_S = 5.0
+_HEALTH_COUNT = re.compile(r"^jarvis_health_check_duration_seconds_count\{[^}]*\} (\S+)$", re.M)
+
+
+def _per_call_us(fn: Callable[[], object], number: int) -> float:
+    """Median of 5 repeats, per call, in µs."""
+    runs = timeit.repeat(fn, number=number, repeat=5)
+    return statistics.median(runs) / number * 1e6
+
+
+def _fleet(nodes: int, models: dict[str, int]) -> tuple[Fleet, list[NodeConfig]]:
+    configs = [NodeConfig(f"n{i}", f"http://127.0.0.1:{20000 + i}", 4) for i in range(nodes)]
+    return Fleet(configs, clock=time.monotonic), configs
+
+
+def micro(nodes: int = 1000, models: int = 50) -> dict[str, Any]:
+    names = {f"model-{j}:latest": 1_750_000_000 for j in range(models)}
+    fleet, configs = _fleet(nodes, names)
+    t0 = time.perf_counter()
+    for c in configs:  # the first round: every node turns healthy, one reindex each
+        fleet.mark_healthy(c.name, dict(names), 0.001)
+    cold_s = time.perf_counter() - t0
+
+    def steady_round() -> None:
+        for c in configs:
+            fleet.mark_healthy(c.name, dict(names), 0.001)
+
+    def flap() -> None:
+        fleet.mark_unhealthy(configs[0].name, "down")
+        fleet.mark_healthy(configs[0].name, dict(names), 0.001)
+
+    rng = random.Random(1)
+    candidates = fleet.candidates("model-0:latest")
+    idle_us = _per_call_us(lambda: choose(candidates, exclude=(), rng=rng), 2000)
+    for node in candidates:  # a busy fleet: loads differ, ties are rare
+        node.in_flight = rng.randrange(0, 4)
+    busy_us = _per_call_us(lambda: choose(candidates, exclude=(), rng=rng), 2000)
+    tried = {configs[0].name}
+    excl_us = _per_call_us(lambda: choose(candidates, exclude=tried, rng=rng), 2000)
+    for node in candidates:
+        node.in_flight = 0
+
+    emu = EmulatorNodeState(EmulatorConfig(models=tuple(names)), Faults(), NodeStats())
+    body = emu.tags_body
+
+    def parse_tags() -> dict[str, int]:
+        out: dict[str, int] = {}
+        for item in orjson.loads(body)["models"]:
+            out[canonical(item["name"])] = _unix(item.get("modified_at"))
+        return out
+
+    steady_ms = _per_call_us(steady_round, 3) / 1000
+    parse_ms = _per_call_us(parse_tags, 200) * nodes / 1000
+    return {
+        "nodes": nodes,
+        "models": models,
+        "candidates": len(candidates),
+        "choose_idle_us": idle_us,
+        "choose_busy_us": busy_us,
+        "choose_exclude_us": excl_us,
+        "cold_round_ms": cold_s * 1000,
+        "steady_round_ms": steady_ms,
+        "flap_ms": _per_call_us(flap, 20) / 1000,
+        "tags_parse_round_ms": parse_ms,
+        "tags_body_bytes": len(body),
+        "pure_round_pct_core": 100 * (steady_ms + parse_ms) / 1000 / HEALTH_INTERVAL_S,
+    }
+
+
+def _health_checks(base: str) -> float:
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(float(v) for v in _HEALTH_COUNT.findall(text))
+
+
+def run_s5(run: Run, count: int = 200, models: int = 50, micro_nodes: int = 1000) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": "S5", "title": "S5 fleet scale", "micro": micro(micro_nodes)}
+    run.log(f"  S5 micro: {out['micro']}")
+    model_names = tuple(f"model-{j}" for j in range(models))
+    node = tg.NodeSpec(8, count=count, models=model_names, max_parallel=256)
+    procs: list[Proc] = []
+    measures: list[Measure] = []
+    with running(procs):
+        proc, urls = tg.start_nodes(run.out, run.cores, node)
+        procs.append(proc)
+        # Idle: health rounds every second, so 10 s hold ~10 rounds; CPU per round is scaled to
+        # the shipped 5 s interval.
+        t0 = time.monotonic()
+        router = tg.start_router(run.out, run.cores, urls, capacity=4, health_interval_s=1.0)
+        assert router.proc is not None
+        procs.append(router.proc)
+        startup_s = time.monotonic() - t0
+        idle_s = 2.0 if (run.duration_s or 5) < 3 else 10.0
+        before = _health_checks(router.base)
+        with Sampler(router.proc.pid) as sampler:
+            time.sleep(idle_s)
+        rounds = (_health_checks(router.base) - before) / count
+        usage = sampler.usage()
+        cpu_s = (usage.cpu_pct if usage else 0.0) / 100 * idle_s
+        per_round_ms = 1000 * cpu_s / rounds if rounds else None
+        router.proc.stop()
+        procs.remove(router.proc)
+        out["fleet"] = {
+            "nodes": count,
+            "models": models,
+            "router_startup_s": startup_s,
+            "rounds": rounds,
+            "cpu_ms_per_round": per_round_ms,
+            "pct_core_at_5s": per_round_ms / 1000 / HEALTH_INTERVAL_S * 100
+            if per_round_ms
+            else None,
+            "idle_rss_mib": (usage.rss_end if usage else 0) / 2**20,
+        }
+        run.log(f"  S5 fleet: {out['fleet']}")
+        targets = start_targets(replace(run, targets=("direct", "router")), procs, urls[0], None)
+        node_urls = [u + tg.NATIVE_PATH for u in urls]
+        for rep in range(run.repeats):
+            for t in targets:
+                spec = LoadSpec(
+                    node_urls if t.name == "direct" else [t.url],
+                    t.protocol,
+                    [t.body(8, False, model=m) for m in model_names],
+                    t.headers,
+                    False,
+                    64,
+                    duration_s=run.duration_s or 5.0,
+                    expect_tokens=8,
+                    warmup_s=0.5,
+                )
+                m = measure_aiohttp(run, spec, t)
+                measures.append(m)
+                run.log(
+                    f"  S5 #{rep + 1} {t.name:7} {m.rps:8.1f} req/s "
+                    f"p50 {m.p50_ms or 0:.2f} ms failed {m.failed}"
+                )
+    out["measures"] = [asdict(m) for m in measures]
+    return out

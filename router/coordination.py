@@ -1,0 +1,314 @@
+"""Slots on nodes: where a request's lease comes from, for one replica alone or for many.
+
+`SlotStore` is the seam dispatch takes slots through. `LocalSlots` is a replica counting on its
+own (no cap: what is over a node's capacity queues inside Ollama). `RedisSlots` shares every
+node's slots with the other replicas through Redis (`redis_leases`), so capacity holds
+fleet-wide: a request runs only with a slot in Redis and waits while every node is full. If
+Redis stops answering, it routes on local counts, and goes back to Redis when it returns.
+
+    take       choose on fleet-wide load → one acquire round trip → Lease
+               (all full: wait in this replica's per-model FIFO, `waiters`, for a refresh
+               or a release)
+    release    Lease.release() queues the id; a background round trip gives back the batch
+    background every REFRESH_S (WAITING_REFRESH_S while requests wait) read every node's
+               count, and every ttl/3 renew held leases, in one round trip; while Redis is
+               away probe every PROBE_S, and on its return re-register the leases taken
+               meanwhile and give back those released meanwhile
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import secrets
+import time
+from collections import Counter, deque
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Protocol
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Gauge
+
+from router.balancer import choose
+from router.config import CoordinationConfig
+from router.fleet import Fleet, Lease, NodeState
+from router.waiters import Waiters
+
+if TYPE_CHECKING:
+    from router.redis_leases import RedisLeases
+
+log = logging.getLogger(__name__)
+REFRESH_S = 0.15  # how stale other replicas' counts may be
+WAITING_REFRESH_S = 0.025  # the same, while requests wait for a slot
+PROBE_S = 0.5  # how often a replica retries Redis while it is away
+MAX_PENDING = 10_000  # lease ids given back while Redis was away, to remove on its return
+
+
+class NoFreeSlot(Exception):
+    """Every node for the model stayed full for `wait_timeout_s`."""
+
+
+class RedisDown(Exception):
+    """Redis did not answer (refused, timed out, or errored)."""
+
+
+class SlotStore(Protocol):
+    async def take(self, model: str, exclude: Collection[str]) -> Lease | None:
+        """A held slot on the best node for `model` not in `exclude` (None: no such node).
+        May wait for one; raises `NoFreeSlot` when the wait runs out."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalSlots:
+    """One replica on its own: its in-process counts, no cap, no I/O."""
+
+    def __init__(self, fleet: Fleet, rng: random.Random) -> None:
+        self._fleet, self._rng = fleet, rng
+
+    async def take(self, model: str, exclude: Collection[str]) -> Lease | None:
+        node = choose(self._fleet.candidates(model), exclude=exclude, rng=self._rng)
+        return None if node is None else self._fleet.lease(node)
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+def _free(node: NodeState) -> int:
+    return node.capacity - node.in_flight - node.remote_in_flight
+
+
+class RedisSlots:
+    def __init__(
+        self,
+        config: CoordinationConfig,
+        fleet: Fleet,
+        rng: random.Random,
+        registry: CollectorRegistry,
+    ) -> None:
+        from router.redis_leases import RedisLeases  # an optional extra: only when configured
+
+        self._redis: RedisLeases = RedisLeases(
+            config.redis_url, prefix=config.key_prefix, ttl_s=config.lease_ttl_s
+        )
+        self._fleet, self._rng, self._config = fleet, rng, config
+        self.replica = secrets.token_hex(6)  # lease ids are "<replica>:<counter>"
+        self._counter = itertools.count()
+        self._held: dict[str, Lease] = {}  # id → lease: renewed, and re-registered on return
+        # Per node, this replica's acquires and releases on their way: Redis may count them
+        # or not yet, so they are neither ours (in_flight) nor others' (remote_in_flight).
+        self._transit: Counter[str] = Counter()
+        self._releasing: list[tuple[str, str]] = []  # (node, id) to give back in one batch
+        self._released = asyncio.Event()
+        self._pending: deque[tuple[str, str, float]] = deque(maxlen=MAX_PENDING)
+        self._waiters = Waiters()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.up = False
+        self.up_gauge = Gauge(
+            "jarvis_coordination_up",
+            "1 while node slots are shared through Redis, 0 while routing on local counts",
+            registry=registry,
+        )
+        self.errors = prometheus_client.Counter(
+            "jarvis_coordination_errors",
+            "Redis calls that failed; while Redis is away the router routes on local counts",
+            ["operation"],
+            registry=registry,
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Share slots if Redis answers; if not, serve on local counts and keep probing."""
+        if not await self._sync(renew=True, operation="connect"):
+            log.warning("coordination: Redis unreachable at start; routing on local counts")
+        self._tasks = [
+            asyncio.create_task(self._background(), name="jarvis-coordination"),
+            asyncio.create_task(self._give_back(), name="jarvis-coordination-release"),
+        ]
+
+    async def close(self) -> None:
+        """Stop the background work; give back every lease still held or not yet given back."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        leftovers = [(lease.node.name, lease_id) for lease_id, lease in self._held.items()]
+        leftovers += self._releasing
+        leftovers += [(node, lease_id) for node, lease_id, _ in self._pending]
+        if self.up and leftovers:
+            with contextlib.suppress(RedisDown):  # they expire by themselves
+                await self._redis.release(leftovers)
+        await self._redis.aclose()
+
+    # -- request path -----------------------------------------------------------------------
+    async def take(self, model: str, exclude: Collection[str]) -> Lease | None:
+        deadline = asyncio.get_running_loop().time() + self._config.wait_timeout_s
+        waited = False
+        while True:
+            if not self.up:
+                node = choose(self._fleet.candidates(model), exclude=exclude, rng=self._rng)
+                return None if node is None else self._lease(node, self._new_id())
+            if waited or not self._waiters.ahead(model):  # else behind earlier waiters
+                node = choose(self._fleet.candidates(model), exclude=exclude, rng=self._rng)
+                if node is None:
+                    return None
+                if _free(node) > 0:
+                    lease = await self._acquire(node)
+                    if lease is not None:
+                        return lease
+                    continue  # full after all, or Redis went away: look again
+            try:
+                await self._waiters.wait(model, front=waited, deadline=deadline)
+            except TimeoutError:
+                raise NoFreeSlot from None
+            waited = True
+
+    async def _acquire(self, node: NodeState) -> Lease | None:
+        lease_id = self._new_id()
+        self._transit[node.name] += 1
+        try:
+            taken, count = await self._redis.acquire(node.name, node.capacity, lease_id)
+        except RedisDown as exc:  # the script may have run all the same
+            self._fail("acquire", exc)
+            self._forget(node.name, lease_id)
+            return None
+        except asyncio.CancelledError:
+            self._forget(node.name, lease_id)
+            raise
+        finally:
+            self._transit[node.name] -= 1
+        lease = self._lease(node, lease_id) if taken else None
+        self._count(node, count)
+        return lease
+
+    def _count(self, node: NodeState, fleet_wide: int) -> None:
+        node.remote_in_flight = max(0, fleet_wide - node.in_flight - self._transit[node.name])
+
+    def _new_id(self) -> str:
+        return f"{self.replica}:{next(self._counter)}"
+
+    def _lease(self, node: NodeState, lease_id: str) -> Lease:
+        # Leases taken while Redis is away get an id too, to be registered on its return.
+        lease = self._held[lease_id] = Lease(node, lease_id, self._on_release)
+        return lease
+
+    def _on_release(self, lease: Lease) -> None:
+        lease_id = lease.id
+        assert lease_id is not None
+        del self._held[lease_id]
+        self._forget(lease.node.name, lease_id)
+
+    def _forget(self, node: str, lease_id: str) -> None:
+        """Remove from Redis whatever it holds of a lease: soon, or on its return."""
+        if self.up:
+            self._releasing.append((node, lease_id))
+            self._transit[node] += 1
+            self._released.set()
+        else:
+            self._pending.append((node, lease_id, time.monotonic()))
+
+    def _wake(self) -> None:
+        self._waiters.wake(self._free_slots)
+
+    def _free_slots(self, model: str) -> int | None:
+        """Free slots in view for `model`; None (wake every waiter) while Redis is away or
+        when no node serves the model any more."""
+        candidates = self._fleet.candidates(model)
+        if not self.up or not candidates:
+            return None
+        return sum(max(0, _free(node)) for node in candidates)
+
+    # -- background -------------------------------------------------------------------------
+    async def _background(self) -> None:
+        renew_every = self._config.lease_ttl_s / 3
+        synced = renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(WAITING_REFRESH_S)
+            now = time.monotonic()
+            if not self.up:
+                interval = PROBE_S
+            else:  # someone waits for another replica's slot: look more often
+                interval = WAITING_REFRESH_S if self._waiters.any() else REFRESH_S
+            if now - synced < interval:
+                continue
+            synced = now
+            renew = not self.up or now - renewed >= renew_every
+            try:
+                if await self._sync(renew=renew, operation="refresh" if self.up else "probe"):
+                    renewed = time.monotonic() if renew else renewed
+            except Exception:  # a bug must not stop renewals: held leases would expire
+                log.exception("coordination: refresh failed")
+
+    async def _sync(self, *, renew: bool, operation: str) -> bool:
+        """One round trip (two on Redis's return): counts in, renewals out. False: down."""
+        try:
+            if not self.up:
+                await self._redis.reconnect()
+            if not self.up and self._pending:  # back: first remove what was given back
+                now, ttl = time.monotonic(), self._config.lease_ttl_s
+                await self._redis.release(
+                    [(node, lease_id) for node, lease_id, at in self._pending if now - at < ttl]
+                )
+                self._pending.clear()
+            held: dict[str, list[str]] = {}
+            if renew:
+                for lease_id, lease in self._held.items():
+                    held.setdefault(lease.node.name, []).append(lease_id)
+            counts = await self._redis.sync(list(self._fleet.nodes), held)
+        except RedisDown as exc:
+            self._fail(operation, exc)
+            return False
+        for name, count in counts.items():
+            self._count(self._fleet.nodes[name], count)
+        if not self.up:
+            self.up = True
+            self.up_gauge.set(1)
+            log.info("coordination: Redis answers; routing on fleet-wide counts")
+        self._wake()
+        return True
+
+    async def _give_back(self) -> None:
+        """Give back released leases: one round trip for all released since the last one."""
+        while True:
+            await self._released.wait()
+            self._released.clear()
+            batch, self._releasing = self._releasing, []
+            try:
+                if self.up:
+                    await self._redis.release(batch)
+                else:
+                    self._pending.extend((node, lid, time.monotonic()) for node, lid in batch)
+            except RedisDown as exc:
+                self._fail("release", exc)
+                self._pending.extend((node, lid, time.monotonic()) for node, lid in batch)
+            except asyncio.CancelledError:
+                self._releasing += batch  # close() gives them back
+                raise
+            finally:
+                self._transit.subtract(node for node, _ in batch)
+            self._wake()
+
+    def _fail(self, operation: str, exc: RedisDown) -> None:
+        """Count every failure; on the first, route on local counts and say so, once."""
+        self.errors.labels(operation).inc()
+        if not self.up:
+            return
+        self.up = False
+        self.up_gauge.set(0)
+        log.warning(
+            "coordination: Redis unreachable (%s: %s); routing on local counts until it returns",
+            operation,
+            exc,
+        )
+        for node in self._fleet.nodes.values():
+            node.remote_in_flight = 0
+        self._wake()

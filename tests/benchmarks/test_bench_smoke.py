@@ -1,0 +1,118 @@
+"""Smoke test of benchmarks/: every scenario runs for about a second, on real processes and
+loopback sockets. It checks that each runs and reports, not how fast; wrk, nginx and LiteLLM
+parts skip when those are not installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import checks, report, wrk
+from benchmarks import targets as tg
+from benchmarks.fleet_scale import run_s5
+from benchmarks.procs import Cores
+from benchmarks.scenarios import LOAD_SCENARIOS, Run, run_load, run_sweep
+from benchmarks.soak import run_mem, run_s4
+
+needs_nginx = pytest.mark.skipif(tg.nginx_binary() is None, reason="nginx is not installed")
+needs_wrk = pytest.mark.skipif(not wrk.available(), reason="wrk is not installed")
+needs_litellm = pytest.mark.skipif(
+    "litellm" not in tg.available(), reason="LiteLLM is not installed (make bench-peers)"
+)
+
+
+def _run(tmp_path: Path, *targets: str, **kw: Any) -> Run:
+    return Run(tmp_path, Cores.plan(), 1, 1.0, targets, lambda _: None, **kw)
+
+
+def _renders(scenario: dict[str, Any]) -> None:
+    assert "error" not in scenario, scenario.get("error")
+    results = {"scenarios": [scenario]}
+    rows = checks.all_checks(results)
+    assert rows[-1][3], f"failures: {rows[-1][1]}"  # the zero-errors row
+    assert report.scenario_md(scenario)[0].startswith("### ")
+
+
+def _served(scenario: dict[str, Any], *names: str) -> None:
+    got = {m["target"]: m for m in scenario["measures"]}
+    assert set(got) == set(names)
+    for name, m in got.items():
+        assert m["failed"] == 0, (name, m["extra"])
+        assert m["tps"] > 0, name  # S3's 2 s streams may not end inside a 1 s window
+
+
+@pytest.mark.parametrize(
+    ("key", "names"),
+    [
+        ("S1-c1", ("direct", "floor", "router")),
+        ("S2", ("direct", "router")),
+        ("S3", ("direct", "router")),
+    ],
+    ids=["S1-c1", "S2", "S3"],
+)
+def test_load_scenario(tmp_path: Path, key: str, names: tuple[str, ...]) -> None:
+    scenario = run_load(_run(tmp_path, *names), LOAD_SCENARIOS[key])
+    _served(scenario, *names)
+    _renders(scenario)
+
+
+@needs_wrk
+def test_s1_c64_with_wrk(tmp_path: Path) -> None:
+    scenario = run_load(_run(tmp_path, "direct", "router"), LOAD_SCENARIOS["S1-c64"])
+    assert scenario["tool"] == "wrk"
+    _served(scenario, "direct", "router")
+    _renders(scenario)
+
+
+@needs_nginx
+def test_nginx_pass_through(tmp_path: Path) -> None:
+    scenario = run_load(_run(tmp_path, "direct", "nginx"), LOAD_SCENARIOS["S2"])
+    _served(scenario, "direct", "nginx")
+
+
+@needs_litellm
+def test_litellm_peer(tmp_path: Path) -> None:
+    scenario = run_load(_run(tmp_path, "direct", "litellm"), LOAD_SCENARIOS["S1-c1"])
+    _served(scenario, "direct", "litellm")
+
+
+def test_s4_idle_streams(tmp_path: Path) -> None:
+    scenario = run_s4(_run(tmp_path, "router", s4_streams=50))
+    (row,) = scenario["rows"]
+    assert row["completed"] == 50 and row["failed"] == 0
+    assert row["lag_p99_ms"] is not None
+    _renders(scenario)
+
+
+def test_s5_fleet_scale(tmp_path: Path) -> None:
+    scenario = run_s5(_run(tmp_path), count=10, models=5, micro_nodes=50)
+    assert scenario["micro"]["candidates"] == 50
+    assert scenario["fleet"]["rounds"] > 0
+    _served(scenario, "direct", "router")
+    _renders(scenario)
+
+
+def test_memory_soak(tmp_path: Path) -> None:
+    scenario = run_mem(_run(tmp_path, "router"))
+    assert [p["requests"] for p in scenario["points"]] == [1000, 2000]
+    _renders(scenario)
+
+
+def test_sweep_and_plot(tmp_path: Path) -> None:
+    scenario = run_sweep(_run(tmp_path, "direct", "router"), levels=(4,))
+    assert len(scenario["points"]) == 2 * 2
+    _renders(scenario)
+    if _has_matplotlib():
+        from benchmarks.plot import plot
+
+        assert plot(scenario, tmp_path / "p.png") is not None
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True

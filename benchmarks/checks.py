@@ -18,7 +18,9 @@ def _s(s: Spread | None, fmt: str, unit: str = "") -> str:
 
 
 def _check(name: str, s: Spread | None, fmt: str, unit: str, target: str, ok: Any) -> Row:
-    return name, _s(s, fmt, unit), target, None if s is None else bool(ok(s.median))
+    if s is None or ok is None:  # not measured, or shown for information only
+        return name, _s(s, fmt, unit), target, None
+    return name, _s(s, fmt, unit), target, bool(ok(s.median))
 
 
 def load_checks(key: str, sc: dict[str, Any]) -> list[Row]:
@@ -44,8 +46,8 @@ def load_checks(key: str, sc: dict[str, Any]) -> list[Row]:
                 paired(ms, "router", "direct", "rps", ratio=True),
                 ".2f",
                 "x",
-                "≈ 0.35x (info)",
-                lambda v: v >= 0.35,
+                "≈ 0.35x (for scale)",
+                None,
             ),
             _check(
                 "S1 c=64: router / LiteLLM req/s",
@@ -98,12 +100,12 @@ def s4_checks(sc: dict[str, Any]) -> list[Row]:
             lambda v: v <= 20,
         ),
         _check(
-            "S4: event-loop lag p99 while opening 1,000 streams/s (info)",
+            "S4: event-loop lag p99 while opening 1,000 streams/s",
             spread([r["ramp_lag_p99_ms"] for r in rows]),
             ".1f",
             " ms",
-            "≤ 20 ms",
-            lambda v: v <= 20,
+            "(for information)",
+            None,
         ),
         ("S4: failed streams", str(failed), "0", failed == 0),
     ]
@@ -182,7 +184,7 @@ def all_checks(results: dict[str, Any]) -> list[Row]:
 
 
 def checks_md(results: dict[str, Any]) -> list[str]:
-    mark = {True: "met", False: "**not met**", None: "not measured"}
+    mark = {True: "met", False: "**not met**", None: "-"}
     out = ["| criterion | measured, median (min-max) | target | |", "|---|---|---|---|"]
     out += [f"| {c} | {m} | {t} | {mark[ok]} |" for c, m, t, ok in all_checks(results)]
     return out

@@ -100,10 +100,15 @@ def run_s4(run: Run) -> dict[str, Any]:
     with running(procs):
         proc, urls = tg.start_nodes(run.out, run.cores, node)
         procs.append(proc)
-        targets = start_targets(replace(run, targets=names), procs, urls[0], None)
         for rep in range(run.repeats):
-            for t in targets:
+            for name in names:
+                # A fresh proxy each time: CPython keeps the arenas of the last 5,000 streams, so
+                # a second round in the same process would measure no growth at all.
+                (t,) = start_targets(replace(run, targets=(name,)), procs, urls[0], None)
+                assert t.proc is not None
                 row = s4_once(run, t, proc, streams, tokens, ramp_s)
+                t.proc.stop()
+                procs.remove(t.proc)
                 rows.append(row)
                 run.log(
                     f"  S4 #{rep + 1} {t.name:7} {row['completed']}/{streams} streams, "

@@ -18,13 +18,15 @@ from prometheus_client import CollectorRegistry
 
 from router import admin, handlers, statuspage
 from router.auth import KeyRing
+from router.breaker import BreakerPolicy
 from router.config import FleetConfig
-from router.coordination import LocalSlots, RedisSlots, SlotStore
 from router.dispatch import Dispatcher
 from router.fleet import Fleet
 from router.health import HealthChecker
 from router.metrics import Metrics
 from router.middleware import make_middleware
+from router.routing import build_slots
+from router.scoring import SpeedStats
 from router.state import STATE, RouterState
 from router.upstream import Upstream
 
@@ -38,11 +40,15 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
 ) -> web.Application:
-    fleet = Fleet(config.nodes, clock=clock)
-    metrics = Metrics(CollectorRegistry(auto_describe=True), fleet)
-    state = RouterState(
-        config, KeyRing(config.api_keys), fleet, metrics, clock, rng or random.Random()
+    rng = rng or random.Random()
+    breaker = BreakerPolicy(
+        config.breaker.failure_threshold,
+        config.breaker.base_backoff_s,
+        config.breaker.max_backoff_s,
     )
+    fleet = Fleet(config.nodes, clock=clock, breaker=breaker, rng=rng)
+    metrics = Metrics(CollectorRegistry(auto_describe=True), fleet)
+    state = RouterState(config, KeyRing(config.api_keys), fleet, metrics, clock, rng)
     app = web.Application(
         middlewares=[make_middleware(state)], client_max_size=config.server.max_body_bytes
     )
@@ -92,9 +98,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
     )
     upstream = Upstream(session, config.routing)
-    slots: SlotStore = LocalSlots(state.fleet, state.rng)
-    if config.coordination is not None:
-        slots = RedisSlots(config.coordination, state.fleet, state.rng, state.metrics.registry)
+    speeds = SpeedStats()
+    slots = build_slots(config, state.fleet, speeds, state.rng, state.metrics.registry, state.clock)
     await slots.start()
     state.dispatcher = Dispatcher(
         state.fleet,
@@ -105,6 +110,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         config.routing.max_attempts,
         config.routing.retry_after_s,
         slots,
+        speeds,
+        config.routing.first_token_timeout_s,
+        config.routing.token_gap_timeout_s,
     )
     state.health = HealthChecker(
         state.fleet, upstream, config.health, state.metrics, clock=state.clock

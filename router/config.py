@@ -27,6 +27,7 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _LOG_FORMATS = ("json", "text")
+STRATEGIES = ("cost_aware", "least_loaded", "round_robin", "random")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
 T = TypeVar("T")
@@ -75,6 +76,22 @@ class RoutingConfig:
     connect_timeout_s: float = 5.0
     retry_after_s: int = 1
     max_connections_per_node: int = 4096
+    strategy: str = "cost_aware"
+    # Ollama sends nothing until the model is loaded and the first token exists: allow a cold load.
+    first_token_timeout_s: float = 300.0
+    token_gap_timeout_s: float = 60.0
+    max_queue: int = 1024
+    queue_timeout_s: float = 30.0
+    affinity: bool = True
+    affinity_balance: float = 1.25
+    cold_load_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    failure_threshold: int = 3
+    base_backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +136,7 @@ class FleetConfig:
     logging: LoggingConfig = LoggingConfig()
     metrics: MetricsConfig = MetricsConfig()
     coordination: CoordinationConfig | None = None
+    breaker: BreakerConfig = BreakerConfig()
 
 
 class _Section:
@@ -343,8 +361,30 @@ def parse_config(
             s.number("connect_timeout_s", 5.0, minimum=0.01),
             s.integer("retry_after_s", 1, minimum=0, maximum=120),
             s.integer("max_connections_per_node", 4096, minimum=1),
+            s.string("strategy", "cost_aware", choices=STRATEGIES),
+            s.number("first_token_timeout_s", 300.0, minimum=0.01),
+            s.number("token_gap_timeout_s", 60.0, minimum=0.01),
+            s.integer("max_queue", 1024, minimum=0),
+            s.number("queue_timeout_s", 30.0, minimum=0.01),
+            s.boolean("affinity", True),
+            s.number("affinity_balance", 1.25, minimum=1.0, maximum=10.0),
+            s.number("cold_load_s", 10.0, minimum=0.0),
         ),
     )
+    breaker = _read(
+        root.section("breaker"),
+        lambda s: BreakerConfig(
+            s.integer("failure_threshold", 3, minimum=1, maximum=1000),
+            s.number("base_backoff_s", 1.0, minimum=0.01),
+            s.number("max_backoff_s", 60.0, minimum=0.01),
+        ),
+    )
+    if breaker.max_backoff_s < breaker.base_backoff_s:
+        raise ConfigError(
+            file,
+            f"breaker.max_backoff_s must be >= breaker.base_backoff_s, "
+            f"got {breaker.max_backoff_s} < {breaker.base_backoff_s}",
+        )
     logging_ = _read(
         root.section("logging"),
         lambda s: LoggingConfig(
@@ -406,6 +446,7 @@ def parse_config(
         logging=logging_,
         metrics=metrics,
         coordination=coordination,
+        breaker=breaker,
     )
 
 

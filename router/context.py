@@ -20,6 +20,7 @@ class RequestContext:
     node: str | None = None
     attempts: int = 0
     stream: bool = False
+    session: str | None = None  # conversation key for affinity (never logged)
     committed: bool = False  # response headers sent: errors can no longer be a status
     status: int = 0
     ttft_s: float | None = None

@@ -1,10 +1,11 @@
 """Slots on nodes: where a request's lease comes from, for one replica alone or for many.
 
-`SlotStore` is the seam dispatch takes slots through. `LocalSlots` is a replica counting on its
-own (no cap: what is over a node's capacity queues inside Ollama). `RedisSlots` shares every
+`SlotStore` is the seam dispatch takes slots through. `local_slots.QueuedSlots` is a replica
+on its own (strict capacity, the fair admission queue). `RedisSlots` shares every
 node's slots with the other replicas through Redis (`redis_leases`), so capacity holds
 fleet-wide: a request runs only with a slot in Redis and waits while every node is full. If
-Redis stops answering, it routes on local counts, and goes back to Redis when it returns.
+Redis stops answering (`redis_link` decides), it routes on local counts, and goes back to
+Redis when it returns.
 
     take       choose on fleet-wide load → one acquire round trip → Lease
                (all full: wait in this replica's per-model FIFO, `waiters`, for a refresh
@@ -27,14 +28,15 @@ import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Protocol
+from enum import Enum
+from typing import TYPE_CHECKING, Literal, Protocol
 
-import prometheus_client
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry
 
 from router.balancer import choose
 from router.config import CoordinationConfig
 from router.fleet import Fleet, Lease, NodeState
+from router.redis_link import RedisDown, RedisLink
 from router.waiters import Waiters
 
 if TYPE_CHECKING:
@@ -51,13 +53,12 @@ class NoFreeSlot(Exception):
     """Every node for the model stayed full for `wait_timeout_s`."""
 
 
-class RedisDown(Exception):
-    """Redis did not answer (refused, timed out, or errored)."""
-
-
 class SlotStore(Protocol):
-    async def take(self, model: str, exclude: Collection[str]) -> Lease | None:
+    async def take(
+        self, model: str, exclude: Collection[str], *, key: str = "", session: str | None = None
+    ) -> Lease | None:
         """A held slot on the best node for `model` not in `exclude` (None: no such node).
+        `key` (the API key's name) and `session` (a conversation key) may steer the choice.
         May wait for one; raises `NoFreeSlot` when the wait runs out."""
 
     async def start(self) -> None: ...
@@ -65,25 +66,16 @@ class SlotStore(Protocol):
     async def close(self) -> None: ...
 
 
-class LocalSlots:
-    """One replica on its own: its in-process counts, no cap, no I/O."""
-
-    def __init__(self, fleet: Fleet, rng: random.Random) -> None:
-        self._fleet, self._rng = fleet, rng
-
-    async def take(self, model: str, exclude: Collection[str]) -> Lease | None:
-        node = choose(self._fleet.candidates(model), exclude=exclude, rng=self._rng)
-        return None if node is None else self._fleet.lease(node)
-
-    async def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
 def _free(node: NodeState) -> int:
     return node.capacity - node.in_flight - node.remote_in_flight
+
+
+class _Full(Enum):
+    FULL = "full"
+
+
+FULL = _Full.FULL
+_Look = Lease | None | Literal[_Full.FULL]
 
 
 class RedisSlots:
@@ -111,18 +103,7 @@ class RedisSlots:
         self._pending: deque[tuple[str, str, float]] = deque(maxlen=MAX_PENDING)
         self._waiters = Waiters()
         self._tasks: list[asyncio.Task[None]] = []
-        self.up = False
-        self.up_gauge = Gauge(
-            "jarvis_coordination_up",
-            "1 while node slots are shared through Redis, 0 while routing on local counts",
-            registry=registry,
-        )
-        self.errors = prometheus_client.Counter(
-            "jarvis_coordination_errors",
-            "Redis calls that failed; while Redis is away the router routes on local counts",
-            ["operation"],
-            registry=registry,
-        )
+        self.link = RedisLink(self._redis.ping, registry, on_down=self._on_down)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -141,47 +122,75 @@ class RedisSlots:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.link.close()
         leftovers = [(lease.node.name, lease_id) for lease_id, lease in self._held.items()]
         leftovers += self._releasing
         leftovers += [(node, lease_id) for node, lease_id, _ in self._pending]
-        if self.up and leftovers:
+        if self.link.up and leftovers:
             with contextlib.suppress(RedisDown):  # they expire by themselves
                 await self._redis.release(leftovers)
         await self._redis.aclose()
 
     # -- request path -----------------------------------------------------------------------
-    async def take(self, model: str, exclude: Collection[str]) -> Lease | None:
+    async def take(
+        self, model: str, exclude: Collection[str], *, key: str = "", session: str | None = None
+    ) -> Lease | None:
         deadline = asyncio.get_running_loop().time() + self._config.wait_timeout_s
-        waited = False
+        ticket: int | None = None  # our place among this replica's waiters, once we wait
+        turn = False  # woken: newcomers wait behind us until we have looked again
+        try:
+            while True:
+                first = turn or not self._waiters.ahead(model)
+                lease = await self._try(model, exclude, first=first)
+                if lease is not FULL:
+                    return lease
+                if turn:
+                    self._waiters.done(model)
+                    turn = False
+                ticket = self._waiters.ticket() if ticket is None else ticket
+                try:
+                    await self._waiters.wait(model, ticket, deadline=deadline)
+                except TimeoutError:
+                    raise NoFreeSlot from None
+                turn = True
+        finally:
+            if turn:
+                self._waiters.done(model)
+
+    async def _try(self, model: str, exclude: Collection[str], *, first: bool) -> _Look:
+        """One look: a lease, None (no node serves the model), or FULL (wait for a turn:
+        every node is full in view, or others of this replica wait before us)."""
+        failed = False
         while True:
-            if not self.up:
+            if not self.link.up:
                 node = choose(self._fleet.candidates(model), exclude=exclude, rng=self._rng)
                 return None if node is None else self._lease(node, self._new_id())
-            if waited or not self._waiters.ahead(model):  # else behind earlier waiters
-                node = choose(self._fleet.candidates(model), exclude=exclude, rng=self._rng)
-                if node is None:
-                    return None
-                if _free(node) > 0:
-                    lease = await self._acquire(node)
-                    if lease is not None:
-                        return lease
-                    continue  # full after all, or Redis went away: look again
+            if not first:
+                return FULL
+            node = choose(self._fleet.candidates(model), exclude=exclude, rng=self._rng)
+            if node is None:
+                return None
+            if _free(node) <= 0:
+                return FULL
             try:
-                await self._waiters.wait(model, front=waited, deadline=deadline)
-            except TimeoutError:
-                raise NoFreeSlot from None
-            waited = True
+                lease = await self._acquire(node)
+            except RedisDown as exc:
+                if failed:
+                    self.link.failed_again("acquire", exc)
+                else:
+                    await self.link.suspect("acquire", exc)
+                failed = True
+                continue  # on Redis again, or on local counts
+            if lease is not None:
+                return lease
+            # Full after all: the view now says so; look again (another node, or wait).
 
     async def _acquire(self, node: NodeState) -> Lease | None:
         lease_id = self._new_id()
         self._transit[node.name] += 1
         try:
             taken, count = await self._redis.acquire(node.name, node.capacity, lease_id)
-        except RedisDown as exc:  # the script may have run all the same
-            self._fail("acquire", exc)
-            self._forget(node.name, lease_id)
-            return None
-        except asyncio.CancelledError:
+        except (RedisDown, asyncio.CancelledError):  # the script may have run all the same
             self._forget(node.name, lease_id)
             raise
         finally:
@@ -209,7 +218,7 @@ class RedisSlots:
 
     def _forget(self, node: str, lease_id: str) -> None:
         """Remove from Redis whatever it holds of a lease: soon, or on its return."""
-        if self.up:
+        if self.link.up:
             self._releasing.append((node, lease_id))
             self._transit[node] += 1
             self._released.set()
@@ -223,7 +232,7 @@ class RedisSlots:
         """Free slots in view for `model`; None (wake every waiter) while Redis is away or
         when no node serves the model any more."""
         candidates = self._fleet.candidates(model)
-        if not self.up or not candidates:
+        if not self.link.up or not candidates:
             return None
         return sum(max(0, _free(node)) for node in candidates)
 
@@ -234,16 +243,16 @@ class RedisSlots:
         while True:
             await asyncio.sleep(WAITING_REFRESH_S)
             now = time.monotonic()
-            if not self.up:
+            if not self.link.up:
                 interval = PROBE_S
             else:  # someone waits for another replica's slot: look more often
                 interval = WAITING_REFRESH_S if self._waiters.any() else REFRESH_S
             if now - synced < interval:
                 continue
             synced = now
-            renew = not self.up or now - renewed >= renew_every
+            renew = not self.link.up or now - renewed >= renew_every
             try:
-                if await self._sync(renew=renew, operation="refresh" if self.up else "probe"):
+                if await self._sync(renew=renew, operation="refresh" if self.link.up else "probe"):
                     renewed = time.monotonic() if renew else renewed
             except Exception:  # a bug must not stop renewals: held leases would expire
                 log.exception("coordination: refresh failed")
@@ -251,9 +260,9 @@ class RedisSlots:
     async def _sync(self, *, renew: bool, operation: str) -> bool:
         """One round trip (two on Redis's return): counts in, renewals out. False: down."""
         try:
-            if not self.up:
+            if not self.link.up:
                 await self._redis.reconnect()
-            if not self.up and self._pending:  # back: first remove what was given back
+            if not self.link.up and self._pending:  # back: first remove what was given back
                 now, ttl = time.monotonic(), self._config.lease_ttl_s
                 await self._redis.release(
                     [(node, lease_id) for node, lease_id, at in self._pending if now - at < ttl]
@@ -265,31 +274,35 @@ class RedisSlots:
                     held.setdefault(lease.node.name, []).append(lease_id)
             counts = await self._redis.sync(list(self._fleet.nodes), held)
         except RedisDown as exc:
-            self._fail(operation, exc)
+            await self.link.suspect(operation, exc)
             return False
         for name, count in counts.items():
             self._count(self._fleet.nodes[name], count)
-        if not self.up:
-            self.up = True
-            self.up_gauge.set(1)
-            log.info("coordination: Redis answers; routing on fleet-wide counts")
+        self.link.restored()
         self._wake()
         return True
 
     async def _give_back(self) -> None:
         """Give back released leases: one round trip for all released since the last one."""
+        failed = False
         while True:
             await self._released.wait()
             self._released.clear()
             batch, self._releasing = self._releasing, []
             try:
-                if self.up:
+                if self.link.up:
                     await self._redis.release(batch)
                 else:
                     self._pending.extend((node, lid, time.monotonic()) for node, lid in batch)
+                failed = False
             except RedisDown as exc:
-                self._fail("release", exc)
-                self._pending.extend((node, lid, time.monotonic()) for node, lid in batch)
+                if failed:
+                    self.link.failed_again("release", exc)
+                else:
+                    await self.link.suspect("release", exc)
+                failed = True
+                for node, lease_id in batch:  # again soon, or when Redis returns
+                    self._forget(node, lease_id)
             except asyncio.CancelledError:
                 self._releasing += batch  # close() gives them back
                 raise
@@ -297,18 +310,8 @@ class RedisSlots:
                 self._transit.subtract(node for node, _ in batch)
             self._wake()
 
-    def _fail(self, operation: str, exc: RedisDown) -> None:
-        """Count every failure; on the first, route on local counts and say so, once."""
-        self.errors.labels(operation).inc()
-        if not self.up:
-            return
-        self.up = False
-        self.up_gauge.set(0)
-        log.warning(
-            "coordination: Redis unreachable (%s: %s); routing on local counts until it returns",
-            operation,
-            exc,
-        )
+    def _on_down(self) -> None:
+        """Redis is away: rank nodes on this replica's counts; let every waiter go."""
         for node in self._fleet.nodes.values():
             node.remote_in_flight = 0
         self._wake()

@@ -10,6 +10,7 @@ that each attempt gives back on every path, or hands to the caller with the open
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,12 +19,15 @@ from typing import Any, TypeVar
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+from router.admission import AdmissionRejected
 from router.context import RequestContext
 from router.coordination import NoFreeSlot, SlotStore
-from router.errors import ModelNotFound, ServiceUnavailable, UpstreamRejected
+from router.errors import ModelNotFound, RateLimited, ServiceUnavailable, UpstreamRejected
 from router.fleet import Fleet, Lease, NodeState
 from router.metrics import Metrics
-from router.upstream import NODE_DOWN, Outcome, Upstream, UpstreamError
+from router.scoring import SpeedStats
+from router.upstream import NODE_DOWN, NODE_FAULT, Outcome, Upstream, UpstreamError
+from router.wire.ollama import Gathered
 
 T = TypeVar("T")
 
@@ -38,6 +42,9 @@ class Dispatcher:
     max_attempts: int
     retry_after_s: int
     slots: SlotStore
+    speeds: SpeedStats
+    first_token_timeout_s: float
+    token_gap_timeout_s: float
 
     async def _failover(
         self, ctx: RequestContext, model: str, attempt_on: Callable[[Lease], Awaitable[T]]
@@ -53,12 +60,15 @@ class Dispatcher:
             async for attempt in retrying:
                 with attempt:
                     try:
-                        lease = await self.slots.take(model, tried)
-                    except NoFreeSlot:
-                        raise ServiceUnavailable(
-                            f"Every node that serves '{ctx.model}' is at capacity; try again.",
+                        lease = await self.slots.take(
+                            model, tried, key=ctx.key.name if ctx.key else "", session=ctx.session
+                        )
+                    except (NoFreeSlot, AdmissionRejected) as exc:
+                        ctx.error = "queue_" + type(exc).__name__.lower()
+                        raise RateLimited(
+                            f"Every node that serves '{ctx.model}' is busy and the queue is "
+                            "full or the wait ran out; try again.",
                             retry_after_s=self.retry_after_s,
-                            code="capacity_exhausted",
                         ) from None
                     if lease is None:
                         if last is not None:  # every candidate failed: say how the last did
@@ -84,11 +94,61 @@ class Dispatcher:
         return result
 
     def _record_failure(self, node: NodeState, model: str, exc: UpstreamError) -> None:
+        self.record_failure(node, exc)
+        if exc.outcome is Outcome.MODEL_MISSING:
+            self.fleet.forget_model(node.name, model)
+
+    def record_failure(self, node: NodeState, exc: UpstreamError) -> None:
+        """Count a failed attempt; the node's faults feed its circuit breaker."""
         self.metrics.upstream.labels(node.name, exc.outcome.value).inc()
+        if exc.outcome in NODE_FAULT:
+            self.fleet.record_failure(node)
         if exc.outcome in NODE_DOWN:
             self.fleet.mark_unhealthy(node.name, exc.message)
-        elif exc.outcome is Outcome.MODEL_MISSING:
-            self.fleet.forget_model(node.name, model)
+
+    def completed(self, node: NodeState, model: str, done: dict[str, Any]) -> None:
+        """A generation finished: the node is well, and its own timings teach the cost model
+        (prompt and decode durations exclude queueing and loading, which it models itself)."""
+        self.metrics.upstream.labels(node.name, Outcome.OK.value).inc()
+        self.fleet.record_success(node)
+        prompt_ns, eval_ns = done.get("prompt_eval_duration"), done.get("eval_duration")
+        self.speeds.observe(
+            node.name,
+            model,
+            ttft_s=prompt_ns / 1e9 if isinstance(prompt_ns, int | float) else None,
+            tokens=int(done.get("eval_count") or 0),
+            decode_s=eval_ns / 1e9 if isinstance(eval_ns, int | float) else None,
+        )
+        if node.loaded is not None and model not in node.loaded:
+            node.loaded = node.loaded | {model}
+
+    async def _open(
+        self, ctx: RequestContext, node: NodeState, path: str, payload: bytes
+    ) -> tuple[aiohttp.ClientResponse, dict[str, Any]]:
+        """Open a generation and read its first line, within the first-token timeout (a node
+        that accepts connections but never answers fails over like a dead one)."""
+        resp: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(self.first_token_timeout_s):
+                resp = await self.upstream.open(node, path, payload, ctx.request_id)
+                first = await self.upstream.read_line(resp, node)
+        except TimeoutError as exc:
+            if resp is not None:
+                resp.close()
+            raise UpstreamError(
+                Outcome.TIMEOUT,
+                f"node {node.name} sent no token within {self.first_token_timeout_s:g} s",
+            ) from exc
+        except BaseException:
+            if resp is not None:
+                resp.close()
+            raise
+        if first is None:
+            resp.close()
+            raise UpstreamError(
+                Outcome.PROTOCOL_ERROR, f"node {node.name} closed the stream without a line"
+            )
+        return resp, first
 
     def _give_up(self, ctx: RequestContext, model: str, exc: UpstreamError) -> Exception:
         ctx.error = exc.outcome.value
@@ -106,22 +166,34 @@ class Dispatcher:
 
     async def fetch(
         self, ctx: RequestContext, model: str, path: str, payload: bytes
-    ) -> dict[str, Any]:
-        """A whole non-streamed answer; failures anywhere before it is read fail over."""
+    ) -> tuple[NodeState, Gathered]:
+        """A whole answer, gathered from the node's stream; a failure anywhere before its end
+        fails over (the client has seen nothing yet)."""
 
-        async def attempt_on(lease: Lease) -> dict[str, Any]:
+        async def attempt_on(lease: Lease) -> tuple[NodeState, Gathered]:
             async with lease as node:
                 started = self.clock()
-                resp = await self.upstream.open(node, path, payload, ctx.request_id)
+                resp, line = await self._open(ctx, node, path, payload)
+                gathered = Gathered()
                 try:
-                    data = await self.upstream.read_body(resp, node)
+                    while not gathered.feed(line):
+                        if ctx.ttft_s is None and gathered.started:
+                            ctx.ttft_s = self.clock() - ctx.start
+                        next_line = await self.upstream.read_line(
+                            resp, node, self.token_gap_timeout_s
+                        )
+                        if next_line is None:
+                            raise UpstreamError(
+                                Outcome.PROTOCOL_ERROR, f"node {node.name} ended the answer early"
+                            )
+                        line = next_line
                 except BaseException:
                     resp.close()
                     raise
-                resp.release()  # the body was read whole: keep the connection alive
+                resp.release()  # read to the end: keep the connection alive
                 ctx.upstream_s += self.clock() - started
-            self.metrics.upstream.labels(node.name, Outcome.OK.value).inc()
-            return data
+            self.completed(node, model, line)
+            return node, gathered
 
         return await self._failover(ctx, model, attempt_on)
 
@@ -131,21 +203,12 @@ class Dispatcher:
         """An open stream whose first line has arrived; the caller must `aclose()` it."""
 
         async def attempt_on(lease: Lease) -> OpenStream:
-            node = lease.node
-            resp: aiohttp.ClientResponse | None = None
             try:
-                resp = await self.upstream.open(node, path, payload, ctx.request_id)
-                first = await self.upstream.read_line(resp, node)
-                if first is None:
-                    raise UpstreamError(
-                        Outcome.PROTOCOL_ERROR, f"node {node.name} closed the stream without a line"
-                    )
+                resp, first = await self._open(ctx, lease.node, path, payload)
             except BaseException:
-                if resp is not None:
-                    resp.close()
                 lease.release()
                 raise
-            return OpenStream(node, lease, resp, first)
+            return OpenStream(lease.node, lease, resp, first)
 
         return await self._failover(ctx, model, attempt_on)
 

@@ -10,6 +10,7 @@ JarvisError                    status  type
 ├── MethodNotAllowed           405     invalid_request_error
 ├── PayloadTooLarge            413     invalid_request_error
 ├── UpstreamRejected           4xx     invalid_request_error   (a node refused the request itself)
+├── RateLimited                429     requests                (Retry-After; the queue is full)
 └── ServiceUnavailable         503     server_error            (Retry-After; the SDK retries it)
 ```
 `to_openai_error` is the one place an exception becomes a response body.
@@ -88,6 +89,17 @@ class UpstreamRejected(JarvisError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class RateLimited(JarvisError):
+    """Every node is busy and the admission queue is full or the wait ran out."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
 
 
 class ServiceUnavailable(JarvisError):

@@ -7,11 +7,14 @@ index is rebuilt on every health change (rare), so the request path only does di
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from router.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from router.config import NodeConfig
 
 RECENT_ERRORS = 5
@@ -42,10 +45,19 @@ class NodeState:
     last_error: str | None = None
     last_error_at: float | None = None
     recent_errors: deque[NodeError] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
+    # Models in the node's memory from /api/ps (None: not known yet); cold ones cost a load.
+    loaded: frozenset[str] | None = None
+    draining: bool = False  # taken out of rotation by an operator; in-flight requests finish
+    ejected_until: float | None = None  # the circuit breaker took it out until then
+    breaker: CircuitBreaker | None = None
 
     def __post_init__(self) -> None:
         self.name = self.config.name
         self.capacity = self.config.max_concurrency
+
+    @property
+    def in_rotation(self) -> bool:
+        return self.healthy and not self.draining and self.ejected_until is None
 
 
 class Lease:
@@ -86,11 +98,30 @@ class Lease:
 
 
 class Fleet:
-    def __init__(self, nodes: Iterable[NodeConfig], *, clock: Callable[[], float]) -> None:
-        self.nodes: dict[str, NodeState] = {n.name: NodeState(n) for n in nodes}
+    def __init__(
+        self,
+        nodes: Iterable[NodeConfig],
+        *,
+        clock: Callable[[], float],
+        breaker: BreakerPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self._clock = clock
+        self._breaker_policy = breaker or BreakerPolicy()
+        self._rng = rng or random.Random()
+        self.nodes: dict[str, NodeState] = {}
+        for config in nodes:
+            self._add(config)
         self._by_model: dict[str, tuple[NodeState, ...]] = {}
         self._known: frozenset[str] = frozenset()
+        # Called whenever a node (re)joins rotation: waiting requests may now have a slot.
+        self.on_capacity: Callable[[], None] | None = None
+
+    def _add(self, config: NodeConfig) -> NodeState:
+        node = NodeState(config)
+        node.breaker = CircuitBreaker(self._breaker_policy, clock=self._clock, rng=self._rng)
+        self.nodes[config.name] = node
+        return node
 
     # -- reads (request path) -------------------------------------------------------------
     def candidates(self, model: str) -> tuple[NodeState, ...]:
@@ -102,7 +133,7 @@ class Fleet:
         return model in self._known
 
     def any_healthy(self) -> bool:
-        return any(n.healthy for n in self.nodes.values())
+        return any(n.in_rotation for n in self.nodes.values())
 
     def served_models(self) -> dict[str, int]:
         """Canonical name → created, for models that at least one healthy node serves."""
@@ -137,6 +168,67 @@ class Fleet:
             node.healthy = False
             self._reindex()
 
+    def set_loaded(self, name: str, loaded: frozenset[str]) -> None:
+        node = self.nodes.get(name)
+        if node is not None:
+            node.loaded = loaded
+
+    def record_success(self, node: NodeState) -> None:
+        if node.breaker is not None and node.breaker.state is not BreakerState.CLOSED:
+            node.breaker.record_success()
+
+    def record_failure(self, node: NodeState) -> None:
+        """A request failed because of the node: enough in a row eject it for a back-off."""
+        breaker = node.breaker
+        if breaker is None:
+            return
+        breaker.record_failure()
+        until = breaker.opened_until
+        if breaker.state is BreakerState.OPEN and until is not None and node.ejected_until is None:
+            node.ejected_until = until
+            self._reindex()
+            asyncio.get_running_loop().call_later(
+                max(0.0, until - self._clock()), self._readmit, node
+            )
+
+    def _readmit(self, node: NodeState) -> None:
+        """The back-off is over: the node is half-open, its next request is the probe."""
+        node.ejected_until = None
+        if self.nodes.get(node.name) is node:
+            self._reindex()
+
+    def set_draining(self, name: str, draining: bool) -> NodeState:
+        """Take a node out of rotation (its in-flight requests finish) or put it back."""
+        node = self.nodes[name]
+        if node.draining != draining:
+            node.draining = draining
+            self._reindex()
+        return node
+
+    def update_nodes(self, configs: Iterable[NodeConfig]) -> tuple[list[str], list[str]]:
+        """Apply a reloaded fleet: add new nodes, drop removed ones, update changed ones.
+
+        A node whose URL changed is a new node. A dropped node's in-flight requests keep their
+        `NodeState` through their leases and finish. Returns (added, removed) names."""
+        wanted = {c.name: c for c in configs}
+        removed = [
+            n
+            for n, node in self.nodes.items()
+            if n not in wanted or wanted[n].url != node.config.url
+        ]
+        for name in removed:
+            del self.nodes[name]
+        added = []
+        for name, config in wanted.items():
+            node = self.nodes.get(name)
+            if node is None:
+                self._add(config)
+                added.append(name)
+            elif node.config != config:
+                node.config, node.capacity = config, config.max_concurrency
+        self._reindex()
+        return added, removed
+
     def forget_model(self, name: str, model: str) -> None:
         """A node said it does not have `model` (deleted since the last check)."""
         node = self.nodes[name]
@@ -149,8 +241,10 @@ class Fleet:
         known: set[str] = set()
         for node in self.nodes.values():
             known.update(node.models)
-            if node.healthy:
+            if node.in_rotation:
                 for model in node.models:
                     by_model.setdefault(model, []).append(node)
         self._by_model = {m: tuple(ns) for m, ns in by_model.items()}
         self._known = frozenset(known)
+        if self.on_capacity is not None:
+            self.on_capacity()

@@ -15,11 +15,12 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from router.affinity import session_key
 from router.context import CTX, RequestContext
 from router.errors import ModelNotFound
 from router.modelnames import canonical, public_id
 from router.state import STATE, RouterState
-from router.upstream import CHAT_PATH, GENERATE_PATH, NODE_DOWN, Outcome, UpstreamError
+from router.upstream import CHAT_PATH, GENERATE_PATH, Outcome, UpstreamError
 from router.wire import sse
 from router.wire.openai import load_json, parse_chat, parse_completion
 from router.wire.translate import (
@@ -33,6 +34,8 @@ from router.wire.translate import (
 )
 
 JSON = "application/json"
+# Requests with the same session id prefer the node that served the conversation before.
+SESSION_HEADER = "X-Session-ID"
 
 
 def _json_object(data: object, status: int = 200) -> web.Response:
@@ -64,12 +67,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     req = parse_chat(load_json(await request.read()))
     model = await _route_model(state, ctx, req.model)
     payload = chat_payload(req, model)
+    if state.config.routing.affinity:
+        ctx.session = session_key(
+            session_id=request.headers.get(SESSION_HEADER), user=req.user, messages=req.messages
+        )
     id_, created = new_id("chatcmpl-"), int(time.time())
     if req.stream:
         encoder = ChatStream(req.model, id_, created, req.include_usage)
         return await _relay(request, state, ctx, model, CHAT_PATH, payload, encoder)
-    data = await state.dispatcher.fetch(ctx, model, CHAT_PATH, payload)
-    body, usage = chat_completion(data, req.model, id_, created)
+    _, gathered = await state.dispatcher.fetch(ctx, model, CHAT_PATH, payload)
+    body, usage = chat_completion(gathered.chat(), req.model, id_, created)
     ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     return _json(body, ctx, state)
 
@@ -79,12 +86,19 @@ async def completions(request: web.Request) -> web.StreamResponse:
     req = parse_completion(load_json(await request.read()))
     model = await _route_model(state, ctx, req.model)
     payload = completion_payload(req, model)
+    if state.config.routing.affinity:
+        ctx.session = session_key(
+            session_id=request.headers.get(SESSION_HEADER),
+            user=req.user,
+            messages=None,
+            prompt=req.prompt,
+        )
     id_, created = new_id("cmpl-"), int(time.time())
     if req.stream:
         encoder = CompletionStream(req.model, id_, created, req.include_usage)
         return await _relay(request, state, ctx, model, GENERATE_PATH, payload, encoder)
-    data = await state.dispatcher.fetch(ctx, model, GENERATE_PATH, payload)
-    body, usage = text_completion(data, req.model, id_, created)
+    _, gathered = await state.dispatcher.fetch(ctx, model, GENERATE_PATH, payload)
+    body, usage = text_completion(gathered.generate(), req.model, id_, created)
     ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     return _json(body, ctx, state)
 
@@ -100,9 +114,10 @@ async def _relay(
 ) -> web.StreamResponse:
     """Ollama NDJSON → OpenAI SSE, one write per upstream line."""
     ctx.stream = True
-    opened = await state.dispatcher.open_stream(ctx, model, path, payload)
-    node, upstream, clock = opened.node, state.dispatcher.upstream, state.clock
-    outcome, completed = Outcome.OK, False
+    dispatcher = state.dispatcher
+    opened = await dispatcher.open_stream(ctx, model, path, payload)
+    node, upstream, clock = opened.node, dispatcher.upstream, state.clock
+    gap_s, completed = dispatcher.token_gap_timeout_s, False
     response = web.StreamResponse(headers={**sse.HEADERS, "X-Request-ID": ctx.request_id})
     try:
         await response.prepare(request)  # the commit point: from here nothing is replayed
@@ -120,33 +135,38 @@ async def _relay(
             if pending:
                 await response.write(pending)
                 pending = b""
-            next_line = await upstream.read_line(opened.response, node)
+            next_line = await upstream.read_line(opened.response, node, gap_s)
             if next_line is None:  # a stream that ends without done:true failed (pitfall 3)
                 raise UpstreamError(
                     Outcome.PROTOCOL_ERROR, f"node {node.name} ended the stream early"
                 )
             line = next_line
         tail, usage = encoder.finish(line)
-        await response.write(pending + tail)
-        completed = True
+        completed = True  # the node's part is done, whether or not the client reads the tail
+        dispatcher.completed(node, model, line)
         ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
         if first_at and usage.completion_tokens > 1:
             ctx.tpot_s = (clock() - first_at) / (usage.completion_tokens - 1)
+        await response.write(pending + tail)
     except UpstreamError as exc:
-        outcome, ctx.error = exc.outcome, exc.outcome.value
-        if exc.outcome in NODE_DOWN:
-            state.fleet.mark_unhealthy(node.name, exc.message)
+        ctx.error = exc.outcome.value
+        dispatcher.record_failure(node, exc)
         await _write_quietly(response, sse.error_event(f"The stream failed: {exc.message}"))
     except asyncio.CancelledError:  # the client left (aiohttp cancels the handler)
-        outcome, ctx.client_disconnected, ctx.status = Outcome.CLIENT_CANCELLED, True, 499
+        _client_left(state, ctx, node.name, completed)
         raise
     except ConnectionResetError:  # the client left and a write noticed first
-        outcome, ctx.client_disconnected, ctx.status = Outcome.CLIENT_CANCELLED, True, 499
+        _client_left(state, ctx, node.name, completed)
     finally:
         ctx.upstream_s = clock() - ctx.start
         await opened.aclose(completed=completed)
-        state.metrics.upstream.labels(node.name, outcome.value).inc()
     return response
+
+
+def _client_left(state: RouterState, ctx: RequestContext, node: str, completed: bool) -> None:
+    ctx.client_disconnected, ctx.status = True, 499
+    if not completed:  # a client cancel is never the node's fault: no breaker, no health mark
+        state.metrics.upstream.labels(node, Outcome.CLIENT_CANCELLED.value).inc()
 
 
 async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:

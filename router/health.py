@@ -49,8 +49,18 @@ class HealthChecker:
                 if not node.healthy:
                     log.info("node %s is healthy with %d models", node.name, len(models))
                 self._fleet.mark_healthy(node.name, models, self._clock() - start)
+                await self._check_loaded(node)
             finally:
                 self._metrics.health_duration.labels(node.name).observe(self._clock() - start)
+
+    async def _check_loaded(self, node: NodeState) -> None:
+        """Which models are hot in the node's memory (`/api/ps`): a cold one costs a load."""
+        try:
+            loaded = await self._upstream.loaded(node, self._config.timeout_s)
+        except UpstreamError as exc:  # older or partial servers: routing just loses the hint
+            log.debug("node %s: /api/ps failed: %s", node.name, exc.message)
+            return
+        self._fleet.set_loaded(node.name, loaded)
 
     async def check_all(self) -> None:
         self._last_round = self._clock()

@@ -18,7 +18,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from router.context import RequestContext
@@ -72,9 +72,21 @@ class FleetCollector(Collector):
             "Healthy nodes serving the model (0: requests for it fail)",
             labels=["model"],
         )
+        in_rotation = GaugeMetricFamily(
+            "jarvis_node_in_rotation",
+            "1 if the node takes new requests: healthy, not drained, not ejected by its breaker",
+            labels=["node"],
+        )
+        ejections = CounterMetricFamily(
+            "jarvis_node_ejections",
+            "Times the node's circuit breaker took it out of rotation",
+            labels=["node"],
+        )
         per_model: dict[str, int] = {}
         for node in self._fleet.nodes.values():
             up.add_metric([node.name], 1.0 if node.healthy else 0.0)
+            in_rotation.add_metric([node.name], 1.0 if node.in_rotation else 0.0)
+            ejections.add_metric([node.name], node.breaker.ejections if node.breaker else 0)
             in_flight.add_metric([node.name], node.in_flight)
             capacity.add_metric([node.name], node.capacity)
             models.add_metric([node.name], len(node.models))
@@ -83,7 +95,7 @@ class FleetCollector(Collector):
                 per_model[model] = per_model.get(model, 0) + node.healthy
         for model, count in sorted(per_model.items()):
             healthy_nodes.add_metric([public_id(model)], count)
-        yield from (up, in_flight, capacity, models, healthy_nodes)
+        yield from (up, in_flight, capacity, models, healthy_nodes, in_rotation, ejections)
 
 
 class Metrics:

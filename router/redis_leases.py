@@ -4,7 +4,7 @@ The only module that imports `redis` (an optional extra, imported when coordinat
 Per node, one sorted set `{prefix}:slots:{node}`: members are lease ids, scores their expiry
 in Redis's own clock (milliseconds), so replicas' clocks never have to agree and a replica
 that dies leaves leases that simply expire. Every call has a short timeout and any failure
-becomes `coordination.RedisDown`: a router must never wait on its coordinator.
+becomes `RedisDown`: a router must never wait on its coordinator.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from router.coordination import RedisDown
+from router.redis_link import RedisDown
 
 # Redis answers in well under a millisecond; a quarter of a second means it is gone.
 CALL_TIMEOUT_S = 0.25
@@ -125,6 +125,9 @@ class RedisLeases:
         args: list[int | str] = [len(ids) for ids in by_node.values()]
         args += [lease_id for ids in by_node.values() for lease_id in ids]
         await self._call(self._release(keys=keys, args=args))
+
+    async def ping(self) -> None:
+        await self._call(self._redis.ping())
 
     async def reconnect(self) -> None:
         """Drop every pooled connection: after an outage each would fail once more."""

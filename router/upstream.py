@@ -23,6 +23,7 @@ from router.modelnames import canonical
 CHAT_PATH = "/api/chat"
 GENERATE_PATH = "/api/generate"
 TAGS_PATH = "/api/tags"
+PS_PATH = "/api/ps"
 # Ollama's own client reads lines of up to 8 MB (generate's `context` can be huge); aiohttp's
 # default line limit is 512 KiB (api-reference.md pitfall 9).
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -56,6 +57,17 @@ RETRYABLE = frozenset(
 )
 # The node itself is broken: take it out of rotation until the health poller sees it well.
 NODE_DOWN = frozenset({Outcome.CONNECT_ERROR, Outcome.TIMEOUT})
+# The node failed the request (not the client, not the request itself): its circuit breaker
+# counts these, so a node that passes health checks but fails generations is ejected too.
+NODE_FAULT = frozenset(
+    {
+        Outcome.CONNECT_ERROR,
+        Outcome.TIMEOUT,
+        Outcome.HTTP_5XX,
+        Outcome.STREAM_ERROR,
+        Outcome.PROTOCOL_ERROR,
+    }
+)
 
 
 class UpstreamError(Exception):
@@ -137,12 +149,14 @@ class Upstream:
         return _parse_line(body, node)
 
     async def read_line(
-        self, resp: aiohttp.ClientResponse, node: NodeState
+        self, resp: aiohttp.ClientResponse, node: NodeState, timeout_s: float | None = None
     ) -> dict[str, Any] | None:
-        """The next NDJSON object of a stream, or None at the end of the body."""
+        """The next NDJSON object of a stream, or None at the end of the body. `timeout_s`
+        bounds the wait for it (a node that stops sending between tokens)."""
         while True:
             try:
-                raw = await resp.content.readuntil(b"\n", max_size=MAX_LINE_BYTES)
+                async with asyncio.timeout(timeout_s):
+                    raw = await resp.content.readuntil(b"\n", max_size=MAX_LINE_BYTES)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 raise _from_exception(exc, node) from exc
             except ValueError as exc:  # a line longer than MAX_LINE_BYTES
@@ -173,6 +187,25 @@ class Upstream:
             if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]:
                 out[canonical(item["name"])] = _unix(item.get("modified_at"))
         return out
+
+    async def loaded(self, node: NodeState, timeout_s: float) -> frozenset[str]:
+        """The models loaded in the node's memory (canonical names) from `/api/ps`."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._session.get(node.config.url + PS_PATH) as resp:
+                    body = await resp.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise _from_exception(exc, node) from exc
+        if resp.status != 200:
+            raise _status_error(resp.status, body, node)
+        models = _parse_line(body, node).get("models")
+        if not isinstance(models, list):
+            return frozenset()
+        return frozenset(
+            canonical(m["name"])
+            for m in models
+            if isinstance(m, dict) and isinstance(m.get("name"), str) and m["name"]
+        )
 
 
 def _parse_line(raw: bytes, node: NodeState) -> dict[str, Any]:

@@ -1,67 +1,74 @@
-"""Requests waiting for a slot (coordination): one FIFO per model, woken as slots free up.
+"""Requests waiting for a slot (coordination): per model, first come first served.
 
-A waiter holds nothing but its place. Until a woken waiter has looked again, it still counts
-as ahead of newcomers (`ahead`), and if it loses the race for the slot it goes back to the
-front, so each model's waiters are served first come, first served (within one replica).
-Timeouts and cancels take the waiter out of its queue.
+A waiter holds nothing but its place: a ticket taken when it first waits. Woken waiters (as
+many as there are free slots) have their turn: newcomers queue behind them until they call
+`done`. One that loses the race for the slot waits again with its old ticket, so it keeps its
+place. Timeouts and cancels leave the queue. All within one replica: across replicas, the slots
+in Redis decide.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import Counter, deque
+import heapq
+import itertools
+from collections import Counter
 from collections.abc import Callable
 
 
 class Waiters:
     def __init__(self) -> None:
-        self._queues: dict[str, deque[asyncio.Future[None]]] = {}
-        self._woken: Counter[str] = Counter()  # woken, not yet back from `wait`
+        self._queues: dict[str, list[tuple[int, asyncio.Future[None]]]] = {}  # heaps by ticket
+        self._queued: Counter[str] = Counter()
+        self._turns: Counter[str] = Counter()  # woken, not yet `done`
+        self._tickets = itertools.count()
+
+    def ticket(self) -> int:
+        return next(self._tickets)
 
     def waiting(self, model: str) -> int:
-        queue = self._queues.get(model)
-        return 0 if queue is None else len(queue)
+        return self._queued[model]
+
+    def any(self) -> bool:
+        return any(self._queued.values())
 
     def ahead(self, model: str) -> bool:
         """Whether a newcomer for `model` has to queue behind others."""
-        return bool(self.waiting(model) or self._woken[model])
+        return bool(self._queued[model] or self._turns[model])
 
-    def any(self) -> bool:
-        return any(self._queues.values())
-
-    async def wait(self, model: str, *, front: bool, deadline: float) -> None:
-        """Until woken; raises TimeoutError at `deadline` (loop time)."""
-        queue = self._queues.get(model)
-        if queue is None:
-            queue = self._queues[model] = deque()
+    async def wait(self, model: str, ticket: int, *, deadline: float) -> None:
+        """Until woken, then it is the caller's turn until it calls `done(model)`; raises
+        TimeoutError at `deadline` (loop time)."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if front:
-            queue.appendleft(waiter)
-        else:
-            queue.append(waiter)
+        heapq.heappush(self._queues.setdefault(model, []), (ticket, waiter))
+        self._queued[model] += 1
         try:
             async with asyncio.timeout_at(deadline):
                 await waiter
-        finally:
-            if waiter.done() and not waiter.cancelled():
-                self._woken[model] -= 1
-            else:  # not woken: maybe still queued
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # woken, but leaving all the same
+                self._turns[model] -= 1
+            else:  # left in the heap, skipped when it comes up
                 waiter.cancel()
-                with contextlib.suppress(ValueError):
-                    queue.remove(waiter)
+                self._queued[model] -= 1
+            raise
+
+    def done(self, model: str) -> None:
+        self._turns[model] -= 1
 
     def wake(self, free: Callable[[str], int | None]) -> None:
-        """Wake, per model, as many waiters as `free(model)` says (None: all of them)."""
+        """Give turns, per model, for the free slots `free(model)` reports (None: to all),
+        less the turns still out."""
         for model, queue in self._queues.items():
-            if not queue:
+            if not self._queued[model]:
+                queue.clear()
                 continue
             n = free(model)
-            if n is None:
-                n = len(queue)
+            n = self._queued[model] if n is None else n - self._turns[model]
             while n > 0 and queue:
-                waiter = queue.popleft()
+                _, waiter = heapq.heappop(queue)
                 if not waiter.done():
                     waiter.set_result(None)
-                    self._woken[model] += 1
+                    self._queued[model] -= 1
+                    self._turns[model] += 1
                     n -= 1

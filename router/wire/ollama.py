@@ -16,6 +16,11 @@ from typing import Any
 class Gathered:
     __slots__ = ("_content", "_thinking", "_tool_calls", "done")
 
+    @property
+    def started(self) -> bool:
+        """Some text (or thinking) has arrived: the first token."""
+        return bool(self._content or self._thinking)
+
     def __init__(self) -> None:
         self._content: list[str] = []
         self._thinking: list[str] = []

@@ -159,7 +159,10 @@ def chat_payload(req: ChatRequest, model: str) -> bytes:
     payload: dict[str, Any] = {
         "model": model,
         "messages": ollama_messages(req.messages),
-        "stream": req.stream,  # always explicit: Ollama streams when it is absent (pitfall 1)
+        # Always a stream, stated explicitly (Ollama streams when it is absent, pitfall 1): a
+        # client's non-streamed answer is gathered from it, so every request gets the
+        # first-token and between-token timeouts (router.wire.ollama).
+        "stream": True,
         "options": _options(req.sampling),
     }
     fmt = _format(req.response_format)
@@ -182,7 +185,7 @@ def completion_payload(req: CompletionRequest, model: str) -> bytes:
     payload: dict[str, Any] = {
         "model": model,
         "prompt": req.prompt,
-        "stream": req.stream,
+        "stream": True,
         "options": _options(req.sampling),
     }
     if req.suffix:

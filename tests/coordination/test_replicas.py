@@ -14,8 +14,9 @@ from collections.abc import Callable
 import openai
 import pytest
 
-from router.coordination import LocalSlots, RedisSlots
+from router.coordination import RedisDown, RedisSlots
 from router.emulator import EmulatorConfig
+from router.local_slots import QueuedSlots
 from tests.conftest import Router, wait_until
 from tests.coordination.conftest import SLOW, RedisServer, ReplicaFactory, sample
 
@@ -73,7 +74,7 @@ async def test_without_redis_the_same_routers_overrun_the_nodes(
     assert all(await _load(routers, 8))
     assert max(_peaks(routers[0]).values()) > 2
     assert routers[0].state.metrics.registry.get_sample_value("jarvis_coordination_up") is None
-    assert isinstance(routers[0].state.dispatcher.slots, LocalSlots)
+    assert isinstance(routers[0].state.dispatcher.slots, QueuedSlots)
 
 
 async def test_with_redis_the_control_load_stays_within_capacity(
@@ -86,7 +87,7 @@ async def test_with_redis_the_control_load_stays_within_capacity(
     assert max(_peaks(routers[0]).values()) <= 2
 
 
-async def test_every_node_full_past_the_wait_is_503_with_retry_after(
+async def test_every_node_full_past_the_wait_is_429_with_retry_after(
     redis_server: RedisServer, make_replicas: ReplicaFactory
 ) -> None:
     long = EmulatorConfig(models=("llama3",), tokens_per_second=40, default_tokens=30)
@@ -96,11 +97,12 @@ async def test_every_node_full_past_the_wait_is_503_with_retry_after(
     holder = asyncio.create_task(_chat(router, 0))
     await wait_until(lambda: router.router_in_flight() == {"a": 1})
     started = time.monotonic()
-    with pytest.raises(openai.InternalServerError) as info:
+    # As the local admission queue does: 429 + Retry-After, which the SDKs retry themselves.
+    with pytest.raises(openai.RateLimitError) as info:
         await _chat(router, 2)
-    assert info.value.status_code == 503
+    assert info.value.status_code == 429
     assert info.value.response.headers["Retry-After"] == "1"
-    assert info.value.code == "capacity_exhausted"
+    assert info.value.code == "rate_limit_exceeded"
     assert 0.25 < time.monotonic() - started < 1.5
     assert await holder
 
@@ -196,6 +198,43 @@ async def test_redis_gone_mid_load_fails_no_request_and_comes_back(
         node.stats.reset()
     assert all(await _load(routers, 16))
     assert max(_peaks(routers[0]).values()) <= 2
+
+
+async def test_one_failed_call_that_redis_then_answers_keeps_the_cap(
+    redis_server: RedisServer, make_replicas: ReplicaFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (router,) = await make_replicas(1, {"a": SLOW}, max_concurrency=1, redis_url=redis_server.url)
+    slots = router.state.dispatcher.slots
+    assert isinstance(slots, RedisSlots)
+    acquire, calls = slots._redis.acquire, []
+
+    async def blip(*args):  # one answer lost (a stalled event loop looks the same)
+        calls.append(args)
+        if len(calls) == 1:
+            raise RedisDown("TimeoutError: Timeout reading from 127.0.0.1")
+        return await acquire(*args)
+
+    monkeypatch.setattr(slots._redis, "acquire", blip)
+    assert all(await _load([router], 3))
+    assert router.nodes["a"].stats.max_in_flight == 1  # still capped
+    assert slots.link.up
+    assert sample(router, "jarvis_coordination_errors_total", operation="acquire") == 1
+
+
+async def test_acquires_failing_while_redis_answers_pings_drop_to_local_counts(
+    redis_server: RedisServer, make_replicas: ReplicaFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (router,) = await make_replicas(1, {"a": SLOW}, max_concurrency=1, redis_url=redis_server.url)
+    slots = router.state.dispatcher.slots
+    assert isinstance(slots, RedisSlots)
+
+    async def refused(*args):  # e.g. a Redis out of memory refusing scripts: no spinning
+        raise RedisDown("ResponseError: OOM command not allowed")
+
+    monkeypatch.setattr(slots._redis, "acquire", refused)
+    assert await _chat(router, 0)
+    assert sample(router, "jarvis_coordination_up") == 0
+    assert sample(router, "jarvis_coordination_errors_total", operation="acquire") == 2
 
 
 async def test_a_router_starts_without_redis_and_joins_when_it_appears(

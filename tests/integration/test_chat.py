@@ -125,7 +125,7 @@ async def test_router_sends_native_request_with_explicit_stream(router: Router) 
     )
     sent = router.nodes["node-a"].stats.bodies[-1]
     assert sent["model"] == "mistral:latest"
-    assert sent["stream"] is False
+    assert sent["stream"] is True  # always streamed upstream, stated explicitly
     assert sent["format"] == "json"
     assert sent["options"] == {
         "temperature": 0.5,
@@ -161,7 +161,9 @@ async def test_usage_equals_the_nodes_own_counts(make_router: RouterFactory, htt
     router = await make_router({"solo": EmulatorConfig(models=("llama3",))})
     resp = await router.client().chat.completions.create(model="llama3", messages=MESSAGES, seed=9)
     sent = router.nodes["solo"].stats.bodies[-1]
-    async with http.post(router.nodes["solo"].url + "/api/chat", json=sent) as direct:
+    async with http.post(
+        router.nodes["solo"].url + "/api/chat", json={**sent, "stream": False}
+    ) as direct:
         native = await direct.json()
     assert resp.usage is not None
     assert resp.usage.prompt_tokens == native["prompt_eval_count"]

@@ -59,6 +59,6 @@ async def test_suffix_and_options_reach_generate(router: Router) -> None:
     )
     sent = router.nodes["node-b"].stats.bodies[-1]
     assert sent["prompt"] == "def f(" and sent["suffix"] == "\n"
-    assert sent["stream"] is False
+    assert sent["stream"] is True
     assert sent["options"]["stop"] == ["\n\n"]
     assert sent["options"]["num_predict"] == 4

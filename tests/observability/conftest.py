@@ -154,8 +154,12 @@ async def mixed_traffic(router: Router, http: aiohttp.ClientSession) -> Traffic:
     # node-a answers 500: each request that tries it first moves to node-b (one failover).
     router.nodes["node-a"].faults.mode = "error"
     for seed in range(30):
+        # A new conversation each time: the same one would stick to one node (affinity).
         await client.chat.completions.create(
-            model=MODEL, messages=MESSAGES, max_tokens=SHORT, seed=seed
+            model=MODEL,
+            messages=[{"role": "user", "content": f"question {seed}"}],
+            max_tokens=SHORT,
+            seed=seed,
         )
         hits = ledger.new()
         traffic.served.append(Served("/chat/completions", *hits[-1]))

@@ -70,9 +70,12 @@ async def test_scrape_counts_exactly_what_happened(
         ("/completions", MODEL): 1,
         ("/chat/completions", "unknown"): 1,
     }
-    # Streams that produced a token: the finished one and the one cut off.
+    # Every request that produced a token, streamed or not (the router always streams from
+    # the node), on the node that answered it; and the stream cut off after its first token.
     ttft = _check_histogram(result, "jarvis_time_to_first_token_seconds", "model", "node")
-    assert ttft == Counter([(MODEL, traffic.stream_node), (MODEL, traffic.disconnect_node)])
+    expected_ttft = Counter((MODEL, s.node) for s in traffic.served)
+    expected_ttft[(MODEL, traffic.disconnect_node)] += 1
+    assert ttft == expected_ttft
     tpot = _check_histogram(result, "jarvis_time_per_output_token_seconds", "model", "node")
     assert tpot == {(MODEL, traffic.stream_node): 1}
 

@@ -62,7 +62,7 @@ def native(**changes: Any) -> dict[str, Any]:
     return {
         "model": MODEL,
         "messages": [USER],
-        "stream": False,
+        "stream": True,  # always: non-streamed answers are gathered from the stream
         "options": {"temperature": 1.0, "top_p": 1.0},
         **changes,
     }
@@ -109,7 +109,7 @@ NATIVE_CALL = {
 CHAT_PAYLOADS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("minimal", chat(), native()),
     ("stream-is-explicit-true", chat(stream=True), native(stream=True)),
-    ("stream-false-stays-false", chat(stream=False), native(stream=False)),
+    ("non-stream-client-still-streams-upstream", chat(stream=False), native(stream=True)),
     (
         "sampling-options",
         chat(
@@ -372,7 +372,7 @@ def native_generate(**changes: Any) -> dict[str, Any]:
     return {
         "model": MODEL,
         "prompt": "Once upon a time",
-        "stream": False,
+        "stream": True,
         "options": {"temperature": 1.0, "top_p": 1.0},
         **changes,
     }

@@ -1,4 +1,6 @@
-"""Fleet status for operators: `GET /admin/nodes` (admin keys only) and its table form.
+"""Fleet status for operators: `GET /admin/nodes` (admin keys only) and its table form;
+`POST /admin/nodes/{name}/drain` and `/undrain` take a node out of rotation (its in-flight
+requests finish) and put it back.
 
 `fleet_view` is the one description of the fleet that the admin API, the status page and
 `jarvis-router status` share: per node its health, last check, check latency, in-flight
@@ -8,6 +10,7 @@ router's monotonic clock become wall-clock UTC stamps plus an age in seconds.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,10 +19,12 @@ from typing import Any
 from aiohttp import web
 
 from router.context import CTX
-from router.errors import PermissionDenied
+from router.errors import NotFound, PermissionDenied
 from router.fleet import NodeState
 from router.modelnames import public_id
 from router.state import STATE, RouterState
+
+log = logging.getLogger(__name__)
 
 
 def _stamp(wall: float) -> str:
@@ -44,6 +49,7 @@ def _node_view(
         "url": node.config.url,
         "status": status,
         "healthy": node.healthy,
+        "draining": node.draining,
         "last_check": when(node.last_check),
         # The latency of the last check, when it passed (a failed one is in last_error).
         "check_latency_ms": (
@@ -91,6 +97,32 @@ async def nodes(request: web.Request) -> web.StreamResponse:
     return web.json_response(fleet_view(request.app[STATE]))
 
 
+async def drain(request: web.Request) -> web.StreamResponse:
+    return _set_draining(request, draining=True)
+
+
+async def undrain(request: web.Request) -> web.StreamResponse:
+    return _set_draining(request, draining=False)
+
+
+def _set_draining(request: web.Request, *, draining: bool) -> web.StreamResponse:
+    require_admin(request)
+    state, name = request.app[STATE], request.match_info["name"]
+    if name not in state.fleet.nodes:
+        raise NotFound(f"The fleet has no node named '{name}'.", code="node_not_found")
+    node = state.fleet.set_draining(name, draining)
+    key = request[CTX].key
+    log.info(
+        "node %s %s by API key %s; %d requests in flight",
+        name,
+        "drained" if draining else "back in rotation",
+        key.name if key is not None else "-",
+        node.in_flight,
+    )
+    outcomes = state.metrics.upstream_outcomes().get(name, {})
+    return web.json_response(_node_view(node, state, state.clock(), time.time(), outcomes))
+
+
 # -- `jarvis-router status`: the same data as a table -----------------------------------------
 COLUMNS = ("NODE", "STATUS", "IN-FLIGHT", "TOK/S", "CHECKED", "LATENCY", "MODELS", "LAST ERROR")
 
@@ -104,7 +136,7 @@ def _row(node: dict[str, Any]) -> tuple[str, ...]:
     error = node["last_error"]
     return (
         node["name"],
-        node["status"],
+        "draining" if node.get("draining") else node["status"],
         f"{node['in_flight']}/{node['capacity']}",
         f"{node['tokens_per_s']:.1f}",
         _age(node["last_check"]),

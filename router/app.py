@@ -25,6 +25,7 @@ from router.fleet import Fleet
 from router.health import HealthChecker
 from router.metrics import Metrics
 from router.middleware import make_middleware
+from router.reload import RELOADER, Reloader
 from router.routing import build_slots
 from router.scoring import SpeedStats
 from router.state import STATE, RouterState
@@ -37,6 +38,7 @@ KEEPALIVE_S = 30.0
 def create_app(
     config: FleetConfig,
     *,
+    config_path: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
 ) -> web.Application:
@@ -53,6 +55,8 @@ def create_app(
         middlewares=[make_middleware(state)], client_max_size=config.server.max_body_bytes
     )
     app[STATE] = state
+    if config_path is not None:  # a fleet file to reload on SIGHUP and on change
+        app[RELOADER] = Reloader(state, config_path)
     app.cleanup_ctx.append(_services)
     for prefix in ("", "/v1"):  # SDK users set base_url to the root or to /v1
         app.router.add_get(f"{prefix}/models", handlers.list_models)
@@ -62,6 +66,8 @@ def create_app(
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/admin/nodes", admin.nodes)
+    app.router.add_post("/admin/nodes/{name}/drain", admin.drain)
+    app.router.add_post("/admin/nodes/{name}/undrain", admin.undrain)
     if config.metrics.port is None:
         _add_observability_routes(app)
     return app
@@ -82,7 +88,8 @@ def create_metrics_app(state: RouterState) -> web.Application:
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
-    """The client session, the slot store and the health poller live as long as the app."""
+    """The client session, the slot store, the health poller and the fleet-file watcher live
+    as long as the app."""
     state = app[STATE]
     config = state.config
     per_node = config.routing.max_connections_per_node
@@ -118,13 +125,17 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         state.fleet, upstream, config.health, state.metrics, clock=state.clock
     )
     await state.health.check_all()  # ready from the first request
-    poller = asyncio.create_task(state.health.run(), name="jarvis-health")
+    tasks = [asyncio.create_task(state.health.run(), name="jarvis-health")]
+    reloader = app.get(RELOADER)
+    if reloader is not None:
+        tasks.append(asyncio.create_task(reloader.watch(), name="jarvis-reload"))
     try:
         yield
     finally:
-        poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
+        for task in reversed(tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await slots.close()  # gives back what this replica still holds
         await session.close()
 
@@ -141,7 +152,7 @@ async def serve(
     app: web.Application, host: str, port: int, *, on_ready: Callable[[int], None] | None = None
 ) -> None:
     """Serve until SIGTERM/SIGINT; then stop accepting, let requests finish within the grace
-    period, cancel the rest, and return."""
+    period, cancel the rest, and return. SIGHUP reloads the fleet file (when there is one)."""
     config = app[STATE].config
     runner = make_runner(app, shutdown_grace_s=config.server.shutdown_grace_s)
     await runner.setup()
@@ -150,6 +161,9 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloader = app.get(RELOADER)
+    if reloader is not None:
+        loop.add_signal_handler(signal.SIGHUP, reloader.request)
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
@@ -168,7 +182,7 @@ async def serve(
             config.server.shutdown_grace_s,
         )
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
         if metrics_runner is not None:  # scraped until the drain is over

@@ -37,7 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     host = args.host or config.listen.host
     port = config.listen.port if args.port is None else args.port
-    _run(serve(create_app(config), host, port))
+    _run(serve(create_app(config, config_path=args.config), host, port))
     return 0
 
 
@@ -150,22 +150,21 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(args: argparse.Namespace) -> int:
+def _admin_call(args: argparse.Namespace, path: str, method: str = "GET") -> Any:
+    """The JSON answer of an admin endpoint, or an exit code after printing why not."""
     import json
     import urllib.error
     import urllib.request
-
-    from router.admin import format_table
 
     key = args.key or os.environ.get(KEY_ENV)
     if not key:
         print(f"error: give an admin API key with --key or {KEY_ENV}", file=sys.stderr)
         return 2
-    url = args.url.rstrip("/") + "/admin/nodes"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    url = args.url.rstrip("/") + path
+    request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {key}"})
     try:
         with urllib.request.urlopen(request, timeout=args.timeout) as response:
-            view = json.load(response)
+            return json.load(response)
     except urllib.error.HTTPError as exc:
         try:
             message = json.load(exc)["error"]["message"]
@@ -176,7 +175,32 @@ def _status(args: argparse.Namespace) -> int:
     except (urllib.error.URLError, OSError) as exc:
         print(f"error: cannot reach {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
         return 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    from router.admin import format_table
+
+    view = _admin_call(args, "/admin/nodes")
+    if isinstance(view, int):
+        return view
     print(format_table(view))
+    return 0
+
+
+def _drain(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
+    action = "drain" if args.drain else "undrain"
+    node = _admin_call(args, f"/admin/nodes/{quote(args.node, safe='')}/{action}", "POST")
+    if isinstance(node, int):
+        return node
+    if args.drain:
+        print(
+            f"{node['name']} is draining: no new requests; "
+            f"{node['in_flight']} in flight will finish"
+        )
+    else:
+        print(f"{node['name']} is back in rotation ({node['status']})")
     return 0
 
 
@@ -248,6 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", help=f"an admin API key (default: ${KEY_ENV}, kept out of `ps`)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds")
     p.set_defaults(func=_status)
+
+    for name, drain, text in (
+        ("drain", True, "take a node out of rotation; its in-flight requests finish"),
+        ("undrain", False, "put a drained node back in rotation"),
+    ):
+        p = sub.add_parser(name, help=f"{text} (admin key)")
+        p.add_argument("node", help="the node's name in the fleet file")
+        p.add_argument("--url", default="http://127.0.0.1:8080", help="the router's base URL")
+        p.add_argument("--key", help=f"an admin API key (default: ${KEY_ENV})")
+        p.add_argument("--timeout", type=float, default=10.0, help="seconds")
+        p.set_defaults(func=_drain, drain=drain)
 
     keys = sub.add_parser("keys", help="API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

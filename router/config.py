@@ -52,6 +52,8 @@ class ListenConfig:
 class ServerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     shutdown_grace_s: float = 30.0
+    # How often the fleet file is checked for changes (mtime, size, inode); 0: only on SIGHUP.
+    reload_poll_s: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +345,7 @@ def parse_config(
         lambda s: ServerConfig(
             s.integer("max_body_bytes", DEFAULT_MAX_BODY_BYTES, minimum=1024),
             s.number("shutdown_grace_s", 30.0, minimum=0),
+            s.number("reload_poll_s", 2.0, minimum=0, maximum=3600),
         ),
     )
     health = _read(

@@ -277,7 +277,9 @@ class RedisSlots:
             await self.link.suspect(operation, exc)
             return False
         for name, count in counts.items():
-            self._count(self._fleet.nodes[name], count)
+            node = self._fleet.nodes.get(name)
+            if node is not None:  # a reload may have removed it during the round trip
+                self._count(node, count)
         self.link.restored()
         self._wake()
         return True

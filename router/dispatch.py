@@ -26,7 +26,7 @@ from router.errors import ModelNotFound, RateLimited, ServiceUnavailable, Upstre
 from router.fleet import Fleet, Lease, NodeState
 from router.metrics import Metrics
 from router.scoring import SpeedStats
-from router.upstream import NODE_DOWN, NODE_FAULT, Outcome, Upstream, UpstreamError
+from router.upstream import NODE_DOWN, NODE_FAULT, LineReader, Outcome, Upstream, UpstreamError
 from router.wire.ollama import Gathered
 
 T = TypeVar("T")
@@ -51,47 +51,62 @@ class Dispatcher:
     ) -> T:
         tried: set[str] = set()
         last: UpstreamError | None = None
+
+        async def attempt() -> T:
+            nonlocal last
+            lease = await self._take(ctx, model, tried)
+            if lease is None:
+                if last is not None:  # every candidate failed: say how the last did
+                    raise self._give_up(ctx, model, last)
+                raise ServiceUnavailable(
+                    f"No healthy node serves '{ctx.model}' right now; try again.",
+                    retry_after_s=self.retry_after_s,
+                    code="no_healthy_node",
+                )
+            node = lease.node
+            if tried:
+                self.metrics.failovers.labels(ctx.model_label).inc()
+            tried.add(node.name)
+            ctx.node, ctx.attempts = node.name, ctx.attempts + 1
+            try:
+                return await attempt_on(lease)
+            except UpstreamError as exc:
+                self._record_failure(node, model, exc)
+                last = exc
+                raise
+
+        # The first attempt runs bare: tenacity's bookkeeping (about 20 µs a request) is paid
+        # only once an attempt has failed and another node is worth trying.
+        try:
+            return await attempt()
+        except UpstreamError as exc:
+            if not exc.retryable or self.max_attempts == 1:
+                raise self._give_up(ctx, model, exc) from exc
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop_after_attempt(self.max_attempts - 1),
             reraise=True,
             retry=retry_if_exception(_retryable),
         )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    try:
-                        lease = await self.slots.take(
-                            model, tried, key=ctx.key.name if ctx.key else "", session=ctx.session
-                        )
-                    except (NoFreeSlot, AdmissionRejected) as exc:
-                        ctx.error = "queue_" + type(exc).__name__.lower()
-                        raise RateLimited(
-                            f"Every node that serves '{ctx.model}' is busy and the queue is "
-                            "full or the wait ran out; try again.",
-                            retry_after_s=self.retry_after_s,
-                        ) from None
-                    if lease is None:
-                        if last is not None:  # every candidate failed: say how the last did
-                            raise self._give_up(ctx, model, last)
-                        raise ServiceUnavailable(
-                            f"No healthy node serves '{ctx.model}' right now; try again.",
-                            retry_after_s=self.retry_after_s,
-                            code="no_healthy_node",
-                        )
-                    node = lease.node
-                    if tried:
-                        self.metrics.failovers.labels(ctx.model_label).inc()
-                    tried.add(node.name)
-                    ctx.node, ctx.attempts = node.name, ctx.attempts + 1
-                    try:
-                        result = await attempt_on(lease)
-                    except UpstreamError as exc:
-                        self._record_failure(node, model, exc)
-                        last = exc
-                        raise
+            async for retry in retrying:
+                with retry:
+                    result = await attempt()
         except UpstreamError as exc:
             raise self._give_up(ctx, model, exc) from exc
         return result
+
+    async def _take(self, ctx: RequestContext, model: str, tried: set[str]) -> Lease | None:
+        try:
+            return await self.slots.take(
+                model, tried, key=ctx.key.name if ctx.key else "", session=ctx.session
+            )
+        except (NoFreeSlot, AdmissionRejected) as exc:
+            ctx.error = "queue_" + type(exc).__name__.lower()
+            raise RateLimited(
+                f"Every node that serves '{ctx.model}' is busy and the queue is full or the "
+                "wait ran out; try again.",
+                retry_after_s=self.retry_after_s,
+            ) from None
 
     def _record_failure(self, node: NodeState, model: str, exc: UpstreamError) -> None:
         self.record_failure(node, exc)
@@ -124,14 +139,20 @@ class Dispatcher:
 
     async def _open(
         self, ctx: RequestContext, node: NodeState, path: str, payload: bytes
-    ) -> tuple[aiohttp.ClientResponse, dict[str, Any]]:
+    ) -> Opened:
         """Open a generation and read its first line, within the first-token timeout (a node
         that accepts connections but never answers fails over like a dead one)."""
         resp: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(self.first_token_timeout_s):
                 resp = await self.upstream.open(node, path, payload, ctx.request_id)
-                first = await self.upstream.read_line(resp, node)
+                reader = LineReader(resp, node)
+                raws = await reader.lines(None)
+            if not raws:
+                raise UpstreamError(
+                    Outcome.PROTOCOL_ERROR, f"node {node.name} closed the stream without a line"
+                )
+            first = reader.parse(raws[0])
         except TimeoutError as exc:
             if resp is not None:
                 resp.close()
@@ -143,12 +164,7 @@ class Dispatcher:
             if resp is not None:
                 resp.close()
             raise
-        if first is None:
-            resp.close()
-            raise UpstreamError(
-                Outcome.PROTOCOL_ERROR, f"node {node.name} closed the stream without a line"
-            )
-        return resp, first
+        return Opened(resp, reader, first, raws[1:])
 
     def _give_up(self, ctx: RequestContext, model: str, exc: UpstreamError) -> Exception:
         ctx.error = exc.outcome.value
@@ -173,26 +189,32 @@ class Dispatcher:
         async def attempt_on(lease: Lease) -> tuple[NodeState, Gathered]:
             async with lease as node:
                 started = self.clock()
-                resp, line = await self._open(ctx, node, path, payload)
-                gathered = Gathered()
+                opened = await self._open(ctx, node, path, payload)
+                gathered, reader = Gathered(), opened.reader
                 try:
-                    while not gathered.feed(line):
+                    done = gathered.feed(opened.first)
+                    raws = opened.rest
+                    while not done:
+                        for raw in raws:
+                            if gathered.feed(reader.parse(raw)):
+                                done = True
+                                break
                         if ctx.ttft_s is None and gathered.started:
                             ctx.ttft_s = self.clock() - ctx.start
-                        next_line = await self.upstream.read_line(
-                            resp, node, self.token_gap_timeout_s
-                        )
-                        if next_line is None:
-                            raise UpstreamError(
-                                Outcome.PROTOCOL_ERROR, f"node {node.name} ended the answer early"
-                            )
-                        line = next_line
+                        if not done:
+                            raws = await reader.lines(self.token_gap_timeout_s)
+                            if not raws:
+                                raise UpstreamError(
+                                    Outcome.PROTOCOL_ERROR,
+                                    f"node {node.name} ended the answer early",
+                                )
                 except BaseException:
-                    resp.close()
+                    opened.response.close()
                     raise
-                resp.release()  # read to the end: keep the connection alive
+                opened.response.release()  # read to the end: keep the connection alive
                 ctx.upstream_s += self.clock() - started
-            self.completed(node, model, line)
+            assert gathered.done is not None
+            self.completed(node, model, gathered.done)
             return node, gathered
 
         return await self._failover(ctx, model, attempt_on)
@@ -204,29 +226,38 @@ class Dispatcher:
 
         async def attempt_on(lease: Lease) -> OpenStream:
             try:
-                resp, first = await self._open(ctx, lease.node, path, payload)
+                opened = await self._open(ctx, lease.node, path, payload)
             except BaseException:
                 lease.release()
                 raise
-            return OpenStream(lease.node, lease, resp, first)
+            return OpenStream(lease.node, lease, opened)
 
         return await self._failover(ctx, model, attempt_on)
+
+
+@dataclass(slots=True)
+class Opened:
+    """A generation whose first line has arrived; `rest` are lines that came with it."""
+
+    response: aiohttp.ClientResponse
+    reader: LineReader
+    first: dict[str, Any]
+    rest: list[bytes]
 
 
 @dataclass(slots=True)
 class OpenStream:
     node: NodeState
     lease: Lease
-    response: aiohttp.ClientResponse
-    first: dict[str, Any]
+    opened: Opened
 
     async def aclose(self, *, completed: bool) -> None:
         """Free the slot; unless the stream completed, close the connection so the node stops
         generating (a finished one goes back to the keep-alive pool)."""
         if completed:
-            self.response.release()
+            self.opened.response.release()
         else:
-            self.response.close()
+            self.opened.response.close()
         self.lease.release()
 
 

@@ -148,7 +148,9 @@ class Fleet:
 
     # -- writes (health checks and failed requests) ----------------------------------------
     def mark_healthy(self, name: str, models: Mapping[str, int], latency_s: float) -> None:
-        node = self.nodes[name]
+        node = self.nodes.get(name)
+        if node is None:  # removed by a reload while it was being checked
+            return
         changed = not node.healthy or node.models.keys() != models.keys()
         node.healthy, node.checked, node.models = True, True, dict(models)
         node.last_check, node.check_latency_s = self._clock(), latency_s
@@ -156,7 +158,9 @@ class Fleet:
             self._reindex()
 
     def mark_unhealthy(self, name: str, error: str) -> None:
-        node = self.nodes[name]
+        node = self.nodes.get(name)
+        if node is None:  # removed by a reload; its last requests may still fail
+            return
         node.last_check = node.last_error_at = now = self._clock()
         node.last_error, node.checked = error, True
         recent = node.recent_errors
@@ -174,7 +178,8 @@ class Fleet:
             node.loaded = loaded
 
     def record_success(self, node: NodeState) -> None:
-        if node.breaker is not None and node.breaker.state is not BreakerState.CLOSED:
+        # Also while CLOSED: a success ends a run of failures, which must be consecutive to eject.
+        if node.breaker is not None:
             node.breaker.record_success()
 
     def record_failure(self, node: NodeState) -> None:
@@ -231,8 +236,8 @@ class Fleet:
 
     def forget_model(self, name: str, model: str) -> None:
         """A node said it does not have `model` (deleted since the last check)."""
-        node = self.nodes[name]
-        if model in node.models:
+        node = self.nodes.get(name)
+        if node is not None and model in node.models:
             node.models = {m: c for m, c in node.models.items() if m != model}
             self._reindex()
 

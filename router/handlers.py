@@ -112,35 +112,49 @@ async def _relay(
     payload: bytes,
     encoder: ChatStream | CompletionStream,
 ) -> web.StreamResponse:
-    """Ollama NDJSON → OpenAI SSE, one write per upstream line."""
+    """Ollama NDJSON → OpenAI SSE, one write per read of whatever lines have arrived."""
     ctx.stream = True
     dispatcher = state.dispatcher
     opened = await dispatcher.open_stream(ctx, model, path, payload)
-    node, upstream, clock = opened.node, dispatcher.upstream, state.clock
+    node, clock = opened.node, state.clock
     gap_s, completed = dispatcher.token_gap_timeout_s, False
     response = web.StreamResponse(headers={**sse.HEADERS, "X-Request-ID": ctx.request_id})
+    out: list[bytes] = []  # chunks not yet written
     try:
         await response.prepare(request)  # the commit point: from here nothing is replayed
         ctx.status, ctx.committed = 200, True
-        pending, line, first_at = encoder.start(), opened.first, 0.0
-        while True:
-            chunk = encoder.feed(line)
-            if chunk:
-                if not first_at:
-                    first_at = clock()
-                    ctx.ttft_s = first_at - ctx.start
-                pending += chunk
+        reader, line = opened.opened.reader, opened.opened.first
+        out, first_at = [encoder.start(), encoder.feed(line)], 0.0
+        raws = opened.opened.rest
+        while not line.get("done"):
+            # Everything that has arrived becomes one write: ordinary token lines are copied
+            # from their bytes; the done line, errors, thinking and tool calls are parsed.
+            for raw in raws:
+                chunk = encoder.feed_raw(raw)
+                if chunk is None:
+                    line = reader.parse(raw)
+                    out.append(encoder.feed(line))
+                    if line.get("done"):
+                        break
+                elif chunk:
+                    out.append(chunk)
+            if not first_at and any(out[1:]):
+                first_at = clock()
+                ctx.ttft_s = first_at - ctx.start
             if line.get("done"):
                 break
-            if pending:
-                await response.write(pending)
-                pending = b""
-            next_line = await upstream.read_line(opened.response, node, gap_s)
-            if next_line is None:  # a stream that ends without done:true failed (pitfall 3)
+            if len(out) > 1 or out[0]:
+                await response.write(b"".join(out))
+                out = [b""]
+            raws = await reader.lines(gap_s)
+            if not raws:  # a stream that ends without done:true failed (pitfall 3)
                 raise UpstreamError(
                     Outcome.PROTOCOL_ERROR, f"node {node.name} ended the stream early"
                 )
-            line = next_line
+        if not first_at and any(out[1:]):  # the whole answer came at once
+            first_at = clock()
+            ctx.ttft_s = first_at - ctx.start
+        pending = b"".join(out)
         tail, usage = encoder.finish(line)
         completed = True  # the node's part is done, whether or not the client reads the tail
         dispatcher.completed(node, model, line)
@@ -151,7 +165,9 @@ async def _relay(
     except UpstreamError as exc:
         ctx.error = exc.outcome.value
         dispatcher.record_failure(node, exc)
-        await _write_quietly(response, sse.error_event(f"The stream failed: {exc.message}"))
+        # What arrived before the failure still goes out, then the error event.
+        error = sse.error_event(f"The stream failed: {exc.message}")
+        await _write_quietly(response, b"".join(out) + error)
     except asyncio.CancelledError:  # the client left (aiohttp cancels the handler)
         _client_left(state, ctx, node.name, completed)
         raise

@@ -36,16 +36,24 @@ class HealthChecker:
         self._round: asyncio.Task[None] | None = None
         self._last_round = float("-inf")
 
+    def reconfigure(self, config: HealthConfig) -> None:
+        """A reloaded fleet file: the next probe and the next wait use the new values."""
+        self._config = config
+
     async def check(self, node: NodeState) -> None:
         async with self._probes:
             start = self._clock()
             try:
                 models = await self._upstream.tags(node, self._config.timeout_s)
             except UpstreamError as exc:
+                if self._fleet.nodes.get(node.name) is not node:
+                    return  # removed (or replaced under its name) by a reload meanwhile
                 if node.healthy or not node.checked:
                     log.warning("node %s failed its health check: %s", node.name, exc.message)
                 self._fleet.mark_unhealthy(node.name, exc.message)
             else:
+                if self._fleet.nodes.get(node.name) is not node:
+                    return
                 if not node.healthy:
                     log.info("node %s is healthy with %d models", node.name, len(models))
                 self._fleet.mark_healthy(node.name, models, self._clock() - start)

@@ -82,8 +82,14 @@ class FleetCollector(Collector):
             "Times the node's circuit breaker took it out of rotation",
             labels=["node"],
         )
+        draining = GaugeMetricFamily(
+            "jarvis_node_draining",
+            "1 while an operator has drained the node (its in-flight requests finish)",
+            labels=["node"],
+        )
         per_model: dict[str, int] = {}
         for node in self._fleet.nodes.values():
+            draining.add_metric([node.name], 1.0 if node.draining else 0.0)
             up.add_metric([node.name], 1.0 if node.healthy else 0.0)
             in_rotation.add_metric([node.name], 1.0 if node.in_rotation else 0.0)
             ejections.add_metric([node.name], node.breaker.ejections if node.breaker else 0)
@@ -96,6 +102,7 @@ class FleetCollector(Collector):
         for model, count in sorted(per_model.items()):
             healthy_nodes.add_metric([public_id(model)], count)
         yield from (up, in_flight, capacity, models, healthy_nodes, in_rotation, ejections)
+        yield draining
 
 
 class Metrics:
@@ -184,9 +191,8 @@ class Metrics:
             key = ctx.key.name if ctx.key is not None else ""
             self.prompt_tokens.labels(model, node, key).inc(ctx.prompt_tokens)
             self.completion_tokens.labels(model, node, key).inc(ctx.completion_tokens)
-            window = self._token_rates.get(node)
-            if window is not None:
-                window.add(end, ctx.completion_tokens)
+            # setdefault: a node added by a reload gets its window on its first answer.
+            self._token_rates.setdefault(node, RateWindow()).add(end, ctx.completion_tokens)
 
     # -- reads for the admin API and the status page (not the request path) -----------------
     def tokens_per_second(self, node: str, now: float) -> float:

@@ -26,6 +26,8 @@ from router.state import RouterState
 log = logging.getLogger(__name__)
 request_log = logging.getLogger(REQUEST_LOGGER)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_OPEN_PATHS = frozenset(("/healthz", "/readyz"))
+_OBSERVABILITY_PATHS = frozenset(("/metrics", "/status"))  # open unless metrics.require_key
 _HTTP_ERRORS = {
     404: ("invalid_request_error", "unknown_url"),
     405: ("invalid_request_error", "method_not_allowed"),
@@ -69,12 +71,15 @@ def _http_error(exc: web.HTTPException, request: web.Request, ctx: RequestContex
     return _envelope(exc.status, error_body(message, type_, None, code), ctx, headers)
 
 
+def _is_open(path: str, state: RouterState) -> bool:
+    if path in _OPEN_PATHS:
+        return True
+    return path in _OBSERVABILITY_PATHS and not state.config.metrics.require_key
+
+
 def make_middleware(state: RouterState) -> Middleware:
-    keys, clock, metrics = state.keys, state.clock, state.metrics
-    open_paths = {"/healthz", "/readyz"}
-    if not state.config.metrics.require_key:
-        open_paths.update(("/metrics", "/status"))
-    log_requests = state.config.logging.access_log
+    # Keys and config are read from `state` per request: a reload swaps them.
+    clock, metrics = state.clock, state.metrics
 
     @web.middleware
     async def jarvis(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -84,8 +89,8 @@ def make_middleware(state: RouterState) -> Middleware:
         request[CTX] = ctx
         response: web.StreamResponse | None = None
         try:
-            if request.path not in open_paths:
-                ctx.key = keys.authenticate(request.headers.get("Authorization"))
+            if not _is_open(request.path, state):
+                ctx.key = state.keys.authenticate(request.headers.get("Authorization"))
                 if ctx.key is None:
                     raise Unauthorized(_auth_message(request))
             response = await handler(request)
@@ -112,7 +117,7 @@ def make_middleware(state: RouterState) -> Middleware:
                 ctx.status = response.status
             end = clock()
             metrics.observe(ctx, end)
-            if log_requests and request_log.isEnabledFor(logging.INFO):
+            if state.config.logging.access_log and request_log.isEnabledFor(logging.INFO):
                 request_log.info("request", extra=request_fields(ctx, end))
         if not response.prepared:
             response.headers["X-Request-ID"] = ctx.request_id

@@ -53,6 +53,8 @@ RETRYABLE = frozenset(
         Outcome.BUSY,
         Outcome.MODEL_MISSING,
         Outcome.PROTOCOL_ERROR,
+        # An error line before the client saw a byte (a gathered answer, or the first line).
+        Outcome.STREAM_ERROR,
     }
 )
 # The node itself is broken: take it out of rotation until the health poller sees it well.
@@ -232,3 +234,42 @@ def _unix(stamp: object) -> int:
         except ValueError:
             pass
     return int(time.time())
+
+
+class LineReader:
+    """The raw NDJSON lines of one streamed answer, as many as have arrived per read.
+
+    Reading whatever is buffered (rather than one line per await) lets a relay turn a burst of
+    tokens into one write, with one timeout per read instead of per line.
+    """
+
+    __slots__ = ("_partial", "_resp", "node")
+
+    def __init__(self, resp: aiohttp.ClientResponse, node: NodeState) -> None:
+        self._resp, self.node, self._partial = resp, node, b""
+
+    async def lines(self, timeout_s: float | None) -> list[bytes]:
+        """The complete lines that have arrived (at least one), or [] at the end of the body."""
+        content = self._resp.content
+        while True:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    chunk = await content.readany()
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise _from_exception(exc, self.node) from exc
+            if not chunk:
+                return []  # a partial last line without its newline is not a line
+            data = self._partial + chunk if self._partial else chunk
+            lines = data.split(b"\n")
+            self._partial = lines.pop()
+            if len(self._partial) > MAX_LINE_BYTES:
+                raise UpstreamError(
+                    Outcome.PROTOCOL_ERROR,
+                    f"node {self.node.name} sent a line over {MAX_LINE_BYTES} bytes",
+                )
+            complete = [line for line in lines if line.strip()]
+            if complete:
+                return complete
+
+    def parse(self, raw: bytes) -> dict[str, Any]:
+        return _parse_line(raw, self.node)

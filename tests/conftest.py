@@ -120,7 +120,7 @@ async def make_router() -> AsyncIterator[RouterFactory]:
         config = FleetConfig(
             nodes=tuple(NodeConfig(name, n.url, caps[name]) for name, n in emulated.items()),
             api_keys=(ApiKeyConfig("test", digest(key)), *extra_keys),
-            health=HealthConfig(interval_s=0.2, timeout_s=0.2, refresh_min_interval_s=0.0),
+            health=HealthConfig(interval_s=0.5, timeout_s=0.5, refresh_min_interval_s=0.0),
             routing=RoutingConfig(connect_timeout_s=1.0, request_timeout_s=20.0),
         )
         config = replace(config, **overrides)

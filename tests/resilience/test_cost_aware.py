@@ -1,0 +1,137 @@
+"""Cost-aware routing against real emulator timings: a slow node, a cold model (issue 7)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+import pytest
+
+from router.config import RoutingConfig
+from router.emulator import EmulatorConfig
+from tests.conftest import Router, RouterFactory, wait_until
+from tests.resilience.helpers import chat, timed
+
+FAST = EmulatorConfig(models=("llama3",), tokens_per_second=150, default_tokens=15)
+SLOW = EmulatorConfig(models=("llama3",), tokens_per_second=50, default_tokens=15)
+
+
+async def _warm(router: Router) -> None:
+    """Two requests on each node alone (the others drained), so every node is measured."""
+    fleet, client = router.state.fleet, router.client()
+    for name in router.nodes:
+        for other in router.nodes:
+            fleet.set_draining(other, other != name)
+        for _ in range(2):
+            assert (await timed(chat(client))).ok
+    for other in router.nodes:
+        fleet.set_draining(other, False)
+    for node in router.nodes.values():
+        node.stats.reset()
+
+
+async def _run(router: Router, workers: int, per_worker: int) -> tuple[float, float]:
+    """Closed-loop load; (requests per second, mean latency s)."""
+    client = router.client()
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            result = await timed(chat(client))
+            assert result.ok, result.error
+            latencies.append(result.seconds)
+
+    start = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(workers))), 20)
+    return len(latencies) / (time.perf_counter() - start), statistics.mean(latencies)
+
+
+def _served(router: Router) -> dict[str, int]:
+    return {name: n.stats.completed for name, n in router.nodes.items()}
+
+
+async def _setup(make_router: RouterFactory, strategy: str) -> Router:
+    router = await make_router(
+        {"fast-1": FAST, "fast-2": FAST, "slow": SLOW},
+        max_concurrency=2,
+        routing=RoutingConfig(strategy=strategy, affinity=False),
+    )
+    await _warm(router)
+    return router
+
+
+async def test_slow_node_idle_at_light_load(make_router: RouterFactory) -> None:
+    cost = await _setup(make_router, "cost_aware")
+    cost_rate, cost_latency = await _run(cost, workers=3, per_worker=8)
+    assert _served(cost)["slow"] == 0, _served(cost)
+    rr = await _setup(make_router, "round_robin")
+    rr_rate, rr_latency = await _run(rr, workers=3, per_worker=8)
+    assert _served(rr)["slow"] > 0
+    assert cost_latency < 0.8 * rr_latency, (cost_latency, rr_latency)
+    assert cost_rate > rr_rate, (cost_rate, rr_rate)
+
+
+async def test_slow_node_gets_a_third_at_full_load(make_router: RouterFactory) -> None:
+    cost = await _setup(make_router, "cost_aware")
+    await _run(cost, workers=8, per_worker=6)  # more than the 6 slots: every node is needed
+    served = _served(cost)
+    share = served["slow"] / statistics.mean([served["fast-1"], served["fast-2"]])
+    assert 0.15 <= share <= 0.6, served
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="with strict capacity a saturated fleet leaves one free node to choose, so the "
+    "strategies tie: measured cost-aware 34.6-39.1 req/s, 0.195-0.224 s mean latency vs "
+    "round-robin 35.4-37.7 req/s, 0.202-0.221 s; cost-aware never holds a request for a "
+    "fast slot over a free slow one",
+)
+async def test_cost_aware_beats_round_robin_at_full_load(make_router: RouterFactory) -> None:
+    cost = await _setup(make_router, "cost_aware")
+    cost_rate, cost_latency = await _run(cost, workers=8, per_worker=6)
+    rr = await _setup(make_router, "round_robin")
+    rr_rate, rr_latency = await _run(rr, workers=8, per_worker=6)
+    print(f"cost {cost_rate:.1f}/s {cost_latency:.3f}s; rr {rr_rate:.1f}/s {rr_latency:.3f}s")
+    # A real win, beyond run-to-run noise (a few per cent on this machine).
+    assert cost_latency < 0.9 * rr_latency, (cost_latency, rr_latency)
+    assert cost_rate > 1.1 * rr_rate, (cost_rate, rr_rate)
+
+
+async def test_hot_model_beats_cold_load(make_router: RouterFactory) -> None:
+    router = await make_router(
+        {
+            "hot": EmulatorConfig(models=("llama3",), preloaded=True, default_tokens=5),
+            "cold": EmulatorConfig(
+                models=("llama3",), preloaded=False, load_ms=300, default_tokens=5
+            ),
+        },
+        routing=RoutingConfig(cold_load_s=0.3, affinity=False),
+    )
+    fleet = router.state.fleet
+    await wait_until(lambda: all(n.loaded is not None for n in fleet.nodes.values()))
+    assert fleet.nodes["cold"].loaded == frozenset()
+    client = router.client()
+    for i in range(10):
+        result = await timed(chat(client, seed=i))
+        assert result.ok and result.seconds < 0.3, result
+    assert router.nodes["cold"].stats.requests["/api/chat"] == 0
+    assert router.nodes["hot"].stats.completed == 10
+
+
+@pytest.mark.parametrize("strategy", ["round_robin", "least_loaded"])
+async def test_other_strategies_do_load_cold(make_router: RouterFactory, strategy: str) -> None:
+    """The control for the test above: without load state the cold node does get work."""
+    router = await make_router(
+        {
+            "hot": EmulatorConfig(models=("llama3",), preloaded=True, default_tokens=5),
+            "cold": EmulatorConfig(
+                models=("llama3",), preloaded=False, load_ms=300, default_tokens=5
+            ),
+        },
+        routing=RoutingConfig(strategy=strategy, affinity=False),
+    )
+    client = router.client()
+    for i in range(10):
+        assert (await timed(chat(client, seed=i))).ok
+    assert router.nodes["cold"].stats.requests["/api/chat"] > 0

@@ -136,12 +136,12 @@ def test_python_needs_no_writable_root_filesystem() -> None:
     assert env.get("PYTHONUNBUFFERED") == "1"
 
 
-def test_installs_the_project_wheel_with_the_fast_extra() -> None:
+def test_installs_the_project_wheel_with_the_fast_and_coordination_extras() -> None:
     builder_runs = " ".join(args for stage in stages()[:-1] for w, args in stage if w == "RUN")
     assert "pip wheel" in builder_runs
     runtime_runs = " ".join(final("RUN"))
     assert "--no-index" in runtime_runs
-    assert '"jarvis-router[fast]==${VERSION}"' in runtime_runs
+    assert '"jarvis-router[fast,coordination]==${VERSION}"' in runtime_runs
 
 
 def test_oci_labels_name_the_project_version() -> None:

@@ -35,7 +35,9 @@ async def _conversations(make_router: RouterFactory, affinity: bool) -> tuple[fl
     """Mean TTFT of turns 2+ over concurrent conversations; each sticks or not."""
     router = await make_router(
         {"a": NODE, "b": NODE, "c": NODE},
-        routing=RoutingConfig(affinity=affinity),
+        max_concurrency=CONVERSATIONS,
+        # The bound on load would move a conversation off a node holding most of them.
+        routing=RoutingConfig(affinity=affinity, affinity_balance=10.0),
     )
     later: list[float] = []
 

@@ -93,9 +93,9 @@ async def test_cost_aware_beats_round_robin_at_full_load(make_router: RouterFact
     rr = await _setup(make_router, "round_robin")
     rr_rate, rr_latency = await _run(rr, workers=8, per_worker=6)
     print(f"cost {cost_rate:.1f}/s {cost_latency:.3f}s; rr {rr_rate:.1f}/s {rr_latency:.3f}s")
-    # A real win, beyond run-to-run noise (a few per cent on this machine).
-    assert cost_latency < 0.9 * rr_latency, (cost_latency, rr_latency)
-    assert cost_rate > 1.1 * rr_rate, (cost_rate, rr_rate)
+    # A real win, well beyond run-to-run noise (up to ~10 % on this busy machine).
+    assert cost_latency < 0.8 * rr_latency, (cost_latency, rr_latency)
+    assert cost_rate > 1.25 * rr_rate, (cost_rate, rr_rate)
 
 
 async def test_hot_model_beats_cold_load(make_router: RouterFactory) -> None:

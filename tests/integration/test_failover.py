@@ -47,7 +47,7 @@ async def test_node_killed_under_concurrent_load(make_router: RouterFactory) -> 
         return await _chat(client, seed=i)
 
     tasks = [asyncio.create_task(one(i)) for i in range(30)]
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: router.nodes["a"].stats.in_flight > 0)  # it has work to lose
     await router.nodes["a"].kill()
     results = await asyncio.wait_for(asyncio.gather(*tasks), 20)
     assert len(results) == 30 and all(results)

@@ -87,6 +87,9 @@ class RoutingConfig:
     affinity: bool = True
     affinity_balance: float = 1.25
     cold_load_s: float = 10.0
+    # cost_aware: how much a full node's queue counts. A queued request also delays the ones
+    # behind it, so 3 makes a free slower node worth it once requests wait for the fast ones.
+    queue_weight: float = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +375,7 @@ def parse_config(
             s.boolean("affinity", True),
             s.number("affinity_balance", 1.25, minimum=1.0, maximum=10.0),
             s.number("cold_load_s", 10.0, minimum=0.0),
+            s.number("queue_weight", 3.0, minimum=0.0, maximum=100.0),
         ),
     )
     breaker = _read(

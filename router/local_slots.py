@@ -16,7 +16,7 @@ from collections.abc import Collection
 from router.admission import AdmissionQueue
 from router.affinity import AffinityRing
 from router.fleet import Fleet, Lease, NodeState
-from router.strategies import Chooser
+from router.strategies import Chooser, CostAware
 
 
 def _load(node: NodeState) -> float:
@@ -43,6 +43,11 @@ class QueuedSlots:
         self._fleet, self._chooser, self._rng = fleet, chooser, rng
         self.queue, self._ring = queue, ring
         fleet.on_capacity = queue.notify  # a node joined rotation: waiters may run now
+        # Cost-aware choice may prefer to wait for a full fast node over a free slow one; the
+        # other strategies take any free node.
+        self._waits_for_best = isinstance(chooser, CostAware)
+        if isinstance(chooser, CostAware):
+            chooser.backlog = lambda: queue.depth
 
     async def take(
         self, model: str, exclude: Collection[str], *, key: str = "", session: str | None = None
@@ -60,7 +65,11 @@ class QueuedSlots:
             node = self._ring.pick(
                 session, candidates, load=_load, capacity=_capacity, exclude=exclude
             )
-        if node is None:
+        if node is None and self._waits_for_best:
+            node = self._chooser(candidates, model=model, exclude=exclude, rng=self._rng)
+            if node is None or _load(node) >= node.capacity:
+                return None  # the best node is full: wait for it (or for the backlog to grow)
+        elif node is None:
             free = [n for n in candidates if _load(n) < n.capacity and n.name not in exclude]
             if not free:
                 return None

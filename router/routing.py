@@ -31,7 +31,9 @@ def build_chooser(config: FleetConfig, fleet: Fleet, speeds: SpeedStats) -> Choo
             return None  # /api/ps not seen yet: no penalty either way
         return model in state.loaded
 
-    policy = CostPolicy(cold_load_s=config.routing.cold_load_s)
+    policy = CostPolicy(
+        cold_load_s=config.routing.cold_load_s, queue_weight=config.routing.queue_weight
+    )
     return STRATEGIES[config.routing.strategy](speeds, loaded, policy)
 
 

@@ -162,6 +162,8 @@ class CostPolicy:
     default_ttft_s: float = 0.5
     default_tokens_per_s: float = 30.0
     cold_load_s: float = 10.0  # added when the model is not loaded on the node
+    # > 1: a queued request also delays the ones behind it (the router uses
+    # `routing.queue_weight`, default 3).
     queue_weight: float = 1.0
 
     def __post_init__(self) -> None:
@@ -172,7 +174,12 @@ class CostPolicy:
 
 
 def completion_s(
-    *, load: int, capacity: int, service_s: float, cold_s: float = 0.0, queue_weight: float = 1.0
+    *,
+    load: float,
+    capacity: int,
+    service_s: float,
+    cold_s: float = 0.0,
+    queue_weight: float = 1.0,
 ) -> float:
     """Expected completion of one more request on a node running `load` of `capacity`."""
     capacity = max(capacity, 1)

@@ -96,7 +96,7 @@ class CostAware:
     `tie` (relative) of the best, the least loaded by ratio wins, then one at random: equal
     nodes share work and a recovered node gets traffic."""
 
-    __slots__ = ("loaded", "policy", "stats", "tie")
+    __slots__ = ("backlog", "loaded", "policy", "stats", "tie")
 
     def __init__(
         self,
@@ -107,6 +107,9 @@ class CostAware:
         tie: float = 0.01,
     ) -> None:
         self.stats, self.loaded, self.policy, self.tie = stats, loaded, policy, tie
+        # Requests already waiting for a slot (the admission queue): a full node's wait grows
+        # with them, so past some backlog a free slower node finishes sooner.
+        self.backlog: Callable[[], int] | None = None
 
     def __call__(
         self,
@@ -128,15 +131,26 @@ class CostAware:
             rate_fb = rate_fb if fleet_rate is None else fleet_rate
         tokens = self.stats.expected_tokens(model)
         cold, weight = policy.cold_load_s, policy.queue_weight
+        loads: list[float] = [n.in_flight + n.remote_in_flight for n in live]
+        waiting = self.backlog() if self.backlog is not None else 0
+        if waiting:  # shared among the full nodes by capacity: they are where it waits
+            full = sum(
+                n.capacity for n, load in zip(live, loads, strict=True) if load >= n.capacity
+            )
+            if full:
+                loads = [
+                    load + waiting * n.capacity / full if load >= n.capacity else load
+                    for n, load in zip(live, loads, strict=True)
+                ]
         costs = [
             completion_s(
-                load=node.in_flight + node.remote_in_flight,
+                load=load,
                 capacity=node.capacity,
                 service_s=(ttft_fb if t is None else t) + tokens / (rate_fb if r is None else r),
                 cold_s=cold if loaded(node.name, model) is False else 0.0,
                 queue_weight=weight,
             )
-            for node, (t, r) in zip(live, speeds, strict=True)
+            for node, load, (t, r) in zip(live, loads, speeds, strict=True)
         ]
         return _pick_near_best(live, costs, self.tie, rng)
 

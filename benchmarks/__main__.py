@@ -31,7 +31,7 @@ def _log(message: str) -> None:
     print(time.strftime("%H:%M:%S ") + message, file=sys.stderr, flush=True)
 
 
-def _version(argv: list[str]) -> str:
+def _first_line(argv: list[str]) -> str:
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
@@ -57,13 +57,17 @@ def machine(cores: Cores) -> dict[str, Any]:
         uv = "absent (asyncio)"
     lite = sorted((litellm.VENV / "lib").glob("python*/site-packages/litellm-*.dist-info"))
     tools = [
-        _version(["wrk", "-v"]) if wrk.available() else "wrk absent",
-        _version([targets.nginx_binary() or "nginx", "-v"]),
+        _first_line(["wrk", "-v"]) if wrk.available() else "wrk absent",
+        _first_line([targets.nginx_binary() or "nginx", "-v"]),
         f"LiteLLM {lite[-1].name.split('-')[1].removesuffix('.dist')}"
         if lite
         else "LiteLLM absent",
     ]
+    git = ["git", "-C", str(HERE.parent)]
+    head = _first_line([*git, "rev-parse", "--short", "HEAD"])
+    dirty = _first_line([*git, "status", "--porcelain", "router"]) != "absent"
     return {
+        "router_tree": f"commit {head}" + (" + uncommitted changes under router/" if dirty else ""),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gib": mem_kib / 2**20,

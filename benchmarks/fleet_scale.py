@@ -121,7 +121,7 @@ def _health_cost(run: Run, urls: list[str], procs: list[Proc], models: int) -> d
     assert router.proc is not None
     procs.append(router.proc)
     startup_s = time.monotonic() - t0
-    idle_s = 2.0 if (run.duration_s or 5) < 3 else 10.0
+    idle_s = 1.2 if (run.duration_s or 5) < 3 else 10.0
     before = _health_checks(router.base)
     with Sampler(router.proc.pid) as sampler:
         time.sleep(idle_s)

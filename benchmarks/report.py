@@ -270,6 +270,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"Machine: {m['cpu']} x {m['cores']} cores, {m['memory_gib']:.0f} GiB, {m['os']}; "
         f"Python {m['python']}, aiohttp {m['aiohttp']}, uvloop {m['uvloop']}; {m['tools']}.",
+        f"Router tree: {m.get('router_tree', 'unknown')}. "
         f"Placement: {m['placement']}. Router as shipped (auth, metrics, JSON request log on; its "
         "stdout, the request log, goes to a file in the run directory).",
         "",

@@ -155,8 +155,10 @@ def preflight(run: Run, sc: LoadScenario, t: tg.Target) -> None:
 
 
 def start_targets(
-    run: Run, procs: list[Proc], node_url: str, litellm_url: str | None
+    run: Run, procs: list[Proc], node_url: str, litellm_url: str | None, capacity: int = 1024
 ) -> list[tg.Target]:
+    """Start the proxies of `run.targets`; `capacity` is the node's real parallelism, which the
+    router's fleet file states as `max_concurrency` (the router queues above it)."""
     out: list[tg.Target] = []
     for name in run.targets:
         run.log(f"  starting {name}")
@@ -165,7 +167,7 @@ def start_targets(
         elif name == "floor":
             t = tg.start_floor(run.out, run.cores, node_url)
         elif name == "router":
-            t = tg.start_router(run.out, run.cores, [node_url])
+            t = tg.start_router(run.out, run.cores, [node_url], capacity=capacity)
         elif name == "nginx":
             t = tg.start_nginx(run.out, run.cores, node_url)
         else:
@@ -195,7 +197,7 @@ def run_load(run: Run, sc: LoadScenario) -> dict[str, Any]:
             proc, lurls = tg.start_nodes(run.out, run.cores, node, name="node-litellm")
             procs.append(proc)
             litellm_url = lurls[0]
-        targets = start_targets(run, procs, urls[0], litellm_url)
+        targets = start_targets(run, procs, urls[0], litellm_url, node.max_parallel)
         if sc.tool == "wrk":  # wrk reads no body; the aiohttp client checks every answer itself
             for t in targets:
                 preflight(run, sc, t)

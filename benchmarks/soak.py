@@ -28,10 +28,10 @@ def _idle_rss(pid: int, settle_s: float = 1.0) -> int:
     return int(statistics.median(s[2] for s in sampler.samples))
 
 
-def _warm(run: Run, t: tg.Target) -> None:
+def _warm(run: Run, t: tg.Target, duration_s: float) -> None:
     """One-token streams (no pacing gap) so pools and caches exist before the idle reading."""
     spec = LoadSpec(
-        [t.url], t.protocol, [t.body(1, True)], t.headers, True, 32, 1.0, expect_tokens=1
+        [t.url], t.protocol, [t.body(1, True)], t.headers, True, 32, duration_s, expect_tokens=1
     )
     res = loadgen(run, spec)
     if res["failed"]:
@@ -43,7 +43,7 @@ def s4_once(
 ) -> dict[str, Any]:
     assert t.proc is not None
     settle = 1.0 if streams >= 1000 else 0.3  # a smoke run holds a few dozen streams
-    _warm(run, t)
+    _warm(run, t, 3 * settle)
     idle = _idle_rss(t.proc.pid, settle)
     host, port = t.base.removeprefix("http://").split(":")
     with Prober(host, int(port), "/healthz") as idle_probe:
@@ -104,7 +104,9 @@ def run_s4(run: Run) -> dict[str, Any]:
             for name in names:
                 # A fresh proxy each time: CPython keeps the arenas of the last 5,000 streams, so
                 # a second round in the same process would measure no growth at all.
-                (t,) = start_targets(replace(run, targets=(name,)), procs, urls[0], None)
+                (t,) = start_targets(
+                    replace(run, targets=(name,)), procs, urls[0], None, node.max_parallel
+                )
                 assert t.proc is not None
                 row = s4_once(run, t, proc, streams, tokens, ramp_s)
                 t.proc.stop()

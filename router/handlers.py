@@ -127,17 +127,12 @@ async def _relay(
         out, first_at = [encoder.start(), encoder.feed(line)], 0.0
         raws = opened.opened.rest
         while not line.get("done"):
-            # Everything that has arrived becomes one write: ordinary token lines are copied
-            # from their bytes; the done line, errors, thinking and tool calls are parsed.
+            # Everything that has arrived becomes one write (one orjson parse per line).
             for raw in raws:
-                chunk = encoder.feed_raw(raw)
-                if chunk is None:
-                    line = reader.parse(raw)
-                    out.append(encoder.feed(line))
-                    if line.get("done"):
-                        break
-                elif chunk:
-                    out.append(chunk)
+                line = reader.parse(raw)
+                out.append(encoder.feed(line))
+                if line.get("done"):
+                    break
             if not first_at and any(out[1:]):
                 first_at = clock()
                 ctx.ttft_s = first_at - ctx.start

@@ -7,7 +7,6 @@ one `orjson.dumps` of its text and no intermediate chunk object (issue: hot path
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +17,6 @@ from router.wire import sse
 from router.wire.openai import ChatRequest, CompletionRequest, Sampling
 
 FINGERPRINT = "fp_jarvis"
-# The text of an ordinary token line, as its JSON string literal (quotes and escapes included):
-# it is valid JSON inside our chunk as it is, so it is copied, never decoded and re-encoded.
-_CHAT_TEXT = re.compile(rb'"content":("(?:[^"\\]|\\.)*")')
-_GENERATE_TEXT = re.compile(rb'"response":("(?:[^"\\]|\\.)*")')
-# Lines that need the full parse: the done line, errors, thinking and tool calls.
-_SPECIAL = (b'"done":true', b'"done": true', b'"error"', b'"thinking"', b'"tool_calls"')
 _THINK = {
     "none": False,
     "minimal": "low",
@@ -294,17 +287,6 @@ def text_completion(
     return orjson.dumps(body), usage
 
 
-def _fast(raw: bytes, text: re.Pattern[bytes], head: bytes, tail: bytes) -> bytes | None:
-    for marker in _SPECIAL:
-        if marker in raw:
-            return None
-    match = text.search(raw)
-    if match is None:
-        return None
-    literal = match.group(1)
-    return b"" if literal == b'""' else head + literal + tail
-
-
 class _Stream:
     """Shared framing: every chunk of one stream has the same id, created and model."""
 
@@ -355,11 +337,6 @@ class ChatStream(_Stream):
     def start(self) -> bytes:
         return self._delta({"role": "assistant", "content": ""})
 
-    def feed_raw(self, raw: bytes) -> bytes | None:
-        """The chunk for an ordinary token line straight from its bytes; None when the line
-        needs the full parse (`feed`)."""
-        return _fast(raw, _CHAT_TEXT, self._content, self._tail)
-
     def feed(self, line: dict[str, Any]) -> bytes:
         """The chunks for one Ollama line (b"" when it carries no text)."""
         message = line.get("message")
@@ -398,9 +375,6 @@ class CompletionStream(_Stream):
 
     def start(self) -> bytes:
         return b""
-
-    def feed_raw(self, raw: bytes) -> bytes | None:
-        return _fast(raw, _GENERATE_TEXT, self._text, self._tail)
 
     def feed(self, line: dict[str, Any]) -> bytes:
         text = line.get("response")

@@ -168,45 +168,39 @@ class Upstream:
             if raw.strip():
                 return _parse_line(raw, node)
 
-    async def tags(self, node: NodeState, timeout_s: float) -> dict[str, int]:
-        """The node's installed models (canonical name → created unix s) from `/api/tags`."""
+    async def _models(self, node: NodeState, path: str, timeout_s: float) -> list[Any] | None:
+        """The `models` list of `/api/tags` or `/api/ps` (None if the answer has none)."""
         try:
             async with asyncio.timeout(timeout_s):
-                async with self._session.get(node.config.url + TAGS_PATH) as resp:
-                    body = await resp.read()
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _from_exception(exc, node) from exc
-        if resp.status != 200:
-            raise _status_error(resp.status, body, node)
-        data = _parse_line(body, node)
-        models = data.get("models")
-        if not isinstance(models, list):
-            raise UpstreamError(
-                Outcome.PROTOCOL_ERROR, f"node {node.name}: /api/tags has no models list"
-            )
-        out: dict[str, int] = {}
-        for item in models:
-            if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]:
-                out[canonical(item["name"])] = _unix(item.get("modified_at"))
-        return out
-
-    async def loaded(self, node: NodeState, timeout_s: float) -> frozenset[str]:
-        """The models loaded in the node's memory (canonical names) from `/api/ps`."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                async with self._session.get(node.config.url + PS_PATH) as resp:
+                async with self._session.get(node.config.url + path) as resp:
                     body = await resp.read()
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _from_exception(exc, node) from exc
         if resp.status != 200:
             raise _status_error(resp.status, body, node)
         models = _parse_line(body, node).get("models")
-        if not isinstance(models, list):
-            return frozenset()
+        return models if isinstance(models, list) else None
+
+    async def tags(self, node: NodeState, timeout_s: float) -> dict[str, int]:
+        """The node's installed models (canonical name → created unix s) from `/api/tags`."""
+        models = await self._models(node, TAGS_PATH, timeout_s)
+        if models is None:
+            raise UpstreamError(
+                Outcome.PROTOCOL_ERROR, f"node {node.name}: /api/tags has no models list"
+            )
+        return {
+            canonical(item["name"]): _unix(item.get("modified_at"))
+            for item in models
+            if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]
+        }
+
+    async def loaded(self, node: NodeState, timeout_s: float) -> frozenset[str]:
+        """The models loaded in the node's memory (canonical names) from `/api/ps`."""
+        models = await self._models(node, PS_PATH, timeout_s)
         return frozenset(
-            canonical(m["name"])
-            for m in models
-            if isinstance(m, dict) and isinstance(m.get("name"), str) and m["name"]
+            canonical(item["name"])
+            for item in models or ()
+            if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]
         )
 
 

@@ -48,6 +48,7 @@ RESTART_ONLY: tuple[tuple[str, tuple[str, ...] | None], ...] = (
             "affinity",
             "affinity_balance",
             "cold_load_s",
+            "queue_weight",
         ),
     ),
 )

@@ -181,6 +181,10 @@ class Fleet:
         # Also while CLOSED: a success ends a run of failures, which must be consecutive to eject.
         if node.breaker is not None:
             node.breaker.record_success()
+        if node.capacity != node.config.max_concurrency:  # the probe passed: full capacity
+            node.capacity = node.config.max_concurrency
+            if self.on_capacity is not None:
+                self.on_capacity()
 
     def record_failure(self, node: NodeState) -> None:
         """A request failed because of the node: enough in a row eject it for a back-off."""
@@ -197,8 +201,11 @@ class Fleet:
             )
 
     def _readmit(self, node: NodeState) -> None:
-        """The back-off is over: the node is half-open, its next request is the probe."""
+        """The back-off is over: the node is half-open, its next request is the probe. Until
+        one succeeds it has one slot, so a still-broken node fails one request, not a burst
+        (with strict capacity the others wait or go elsewhere)."""
         node.ejected_until = None
+        node.capacity = 1
         if self.nodes.get(node.name) is node:
             self._reindex()
 

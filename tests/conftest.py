@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -66,6 +67,26 @@ class Router:
 
 
 RouterFactory = Callable[..., Awaitable[Router]]
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now, for a subprocess that must be told its port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_for_ok(url: str, timeout_s: float = 15.0) -> None:
+    """Poll `url` until it answers 200: a server in another process is starting up."""
+    async with aiohttp.ClientSession() as http, asyncio.timeout(timeout_s):
+        while True:
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.05)
 
 
 async def wait_until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import random
 import shutil
 import signal
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,15 +30,9 @@ from router.config import (
     RoutingConfig,
 )
 from router.emulator import EmulatedNode, EmulatorConfig
-from tests.conftest import Router, wait_until
+from tests.conftest import Router, free_port, wait_until
 
 REDIS_SERVER = shutil.which("redis-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -55,7 +48,7 @@ class RedisServer:
     async def start(self) -> None:
         """Start (or restart on the same port): empty, like a Redis that lost its data."""
         assert REDIS_SERVER is not None and self.process is None
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         self.process = await asyncio.create_subprocess_exec(
             REDIS_SERVER,
             *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)),

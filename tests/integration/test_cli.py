@@ -7,7 +7,6 @@ import hashlib
 import os
 import re
 import signal
-import socket
 import sys
 import textwrap
 from collections.abc import AsyncIterator
@@ -19,6 +18,7 @@ import yaml
 
 from router.auth import digest, new_key
 from router.emulator import EmulatedNode, EmulatorConfig
+from tests.conftest import free_port, wait_for_ok
 
 PY = sys.executable
 
@@ -30,13 +30,6 @@ async def _run(*args: str, limit_s: float = 20) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(proc.communicate(), limit_s)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def test_keys_new_prints_key_once_and_its_digest() -> None:
@@ -91,7 +84,7 @@ async def _start_serve(
     tmp_path: Path, node: EmulatedNode, key: str, grace_s: float = 10
 ) -> tuple[asyncio.subprocess.Process, str]:
     fleet = {
-        "listen": {"host": "127.0.0.1", "port": _free_port()},
+        "listen": {"host": "127.0.0.1", "port": free_port()},
         "server": {"shutdown_grace_s": grace_s},
         "api_keys": [{"name": "t", "sha256": digest(key)}],
         "nodes": [{"name": "gpu-a", "url": node.url, "max_concurrency": 2}],
@@ -112,15 +105,7 @@ async def _start_serve(
         env=env,
     )
     url = f"http://127.0.0.1:{fleet['listen']['port']}"  # type: ignore[index]
-    async with aiohttp.ClientSession() as http, asyncio.timeout(15):
-        while True:
-            try:
-                async with http.get(url + "/readyz") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.05)
+    await wait_for_ok(url + "/readyz")
     return proc, url
 
 
@@ -177,7 +162,7 @@ async def test_serve_cuts_streams_after_the_grace_period(
 
 
 async def test_demo_prints_a_curl_line_that_works_as_pasted() -> None:
-    port = _free_port()
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         PY,
         "-m",
@@ -211,7 +196,7 @@ async def test_demo_prints_a_curl_line_that_works_as_pasted() -> None:
 
 
 async def _emulate(*flags: str) -> tuple[asyncio.subprocess.Process, str]:
-    port = _free_port()
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         PY,
         "-m",
@@ -223,14 +208,7 @@ async def _emulate(*flags: str) -> tuple[asyncio.subprocess.Process, str]:
         stdout=asyncio.subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as http, asyncio.timeout(10):
-        while True:
-            try:
-                async with http.get(url + "/") as resp:
-                    if resp.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.05)
+    await wait_for_ok(url + "/", timeout_s=10)
     return proc, url
 
 

@@ -18,7 +18,7 @@ from router.auth import digest, new_key
 from router.cli import main
 from router.config import MetricsConfig
 from router.emulator import EmulatedNode, EmulatorConfig
-from tests.conftest import Router, RouterFactory, wait_until
+from tests.conftest import Router, RouterFactory, free_port, wait_for_ok, wait_until
 from tests.observability.conftest import MESSAGES, MODEL, PACED, SHORT, admin_key
 
 TWO = {"node-a": PACED, "node-b": EmulatorConfig(models=("llama3", "phi3"))}
@@ -137,19 +137,12 @@ async def test_require_key_closes_metrics_and_keeps_status_for_admins(
     assert [(await _get(http, status, k))[0] for k in (None, router.key, key)] == [401, 403, 200]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def test_metrics_port_serves_metrics_and_status_apart_from_the_api(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     """`metrics.port` through the real `jarvis-router serve`: scrape and status page on their
     own port, gone from the API port."""
-    api_port, metrics_port = _free_port(), _free_port()
+    api_port, metrics_port = free_port(), free_port()
     key = new_key()
     async with EmulatedNode(EmulatorConfig(models=("llama3",)), name="gpu-a") as node:
         fleet = {
@@ -167,13 +160,7 @@ async def test_metrics_port_serves_metrics_and_status_apart_from_the_api(
         )  # fmt: skip
         api, side = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{metrics_port}"
         try:
-            async with asyncio.timeout(15):
-                while True:
-                    try:
-                        if (await _get(http, side + "/metrics"))[0] == 200:
-                            break
-                    except aiohttp.ClientConnectionError:
-                        await asyncio.sleep(0.05)
+            await wait_for_ok(side + "/metrics")
             status, _, text = await _get(http, side + "/status")
             assert status == 200 and "gpu-a" in text
             assert (await _get(http, api + "/metrics"))[0] == 404

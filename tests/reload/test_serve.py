@@ -16,7 +16,7 @@ import yaml
 
 from router.auth import digest, new_key
 from router.emulator import EmulatedNode
-from tests.integration.test_cli import _free_port
+from tests.conftest import free_port, wait_for_ok
 from tests.reload.conftest import MODEL, PACED
 
 pytestmark = pytest.mark.timeout(30)
@@ -34,7 +34,7 @@ async def served(
     tmp_path: Path, node: EmulatedNode
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, Path, dict[str, object], str]]:
     admin = new_key()
-    port = _free_port()
+    port = free_port()
     fleet: dict[str, object] = {
         "listen": {"host": "127.0.0.1", "port": port},
         "server": {"shutdown_grace_s": 5, "reload_poll_s": 0},  # only SIGHUP reloads
@@ -51,15 +51,7 @@ async def served(
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(15):
-            while True:
-                try:
-                    async with http.get(url + "/readyz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)
+        await wait_for_ok(url + "/readyz")
         yield proc, url, path, fleet, admin
     finally:
         if proc.returncode is None:

@@ -180,13 +180,11 @@ class Dispatcher:
             code="upstream_failed",
         )
 
-    async def fetch(
-        self, ctx: RequestContext, model: str, path: str, payload: bytes
-    ) -> tuple[NodeState, Gathered]:
+    async def fetch(self, ctx: RequestContext, model: str, path: str, payload: bytes) -> Gathered:
         """A whole answer, gathered from the node's stream; a failure anywhere before its end
         fails over (the client has seen nothing yet)."""
 
-        async def attempt_on(lease: Lease) -> tuple[NodeState, Gathered]:
+        async def attempt_on(lease: Lease) -> Gathered:
             async with lease as node:
                 started = self.clock()
                 opened = await self._open(ctx, node, path, payload)
@@ -215,7 +213,7 @@ class Dispatcher:
                 ctx.upstream_s += self.clock() - started
             assert gathered.done is not None
             self.completed(node, model, gathered.done)
-            return node, gathered
+            return gathered
 
         return await self._failover(ctx, model, attempt_on)
 

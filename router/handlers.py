@@ -75,7 +75,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if req.stream:
         encoder = ChatStream(req.model, id_, created, req.include_usage)
         return await _relay(request, state, ctx, model, CHAT_PATH, payload, encoder)
-    _, gathered = await state.dispatcher.fetch(ctx, model, CHAT_PATH, payload)
+    gathered = await state.dispatcher.fetch(ctx, model, CHAT_PATH, payload)
     body, usage = chat_completion(gathered.chat(), req.model, id_, created)
     ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     return _json(body, ctx, state)
@@ -97,7 +97,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     if req.stream:
         encoder = CompletionStream(req.model, id_, created, req.include_usage)
         return await _relay(request, state, ctx, model, GENERATE_PATH, payload, encoder)
-    _, gathered = await state.dispatcher.fetch(ctx, model, GENERATE_PATH, payload)
+    gathered = await state.dispatcher.fetch(ctx, model, GENERATE_PATH, payload)
     body, usage = text_completion(gathered.generate(), req.model, id_, created)
     ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     return _json(body, ctx, state)

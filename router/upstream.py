@@ -142,32 +142,6 @@ class Upstream:
             resp.release()
         raise _status_error(resp.status, body, node)
 
-    async def read_body(self, resp: aiohttp.ClientResponse, node: NodeState) -> dict[str, Any]:
-        """A non-streamed answer: one JSON object."""
-        try:
-            body = await resp.read()
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _from_exception(exc, node) from exc
-        return _parse_line(body, node)
-
-    async def read_line(
-        self, resp: aiohttp.ClientResponse, node: NodeState, timeout_s: float | None = None
-    ) -> dict[str, Any] | None:
-        """The next NDJSON object of a stream, or None at the end of the body. `timeout_s`
-        bounds the wait for it (a node that stops sending between tokens)."""
-        while True:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    raw = await resp.content.readuntil(b"\n", max_size=MAX_LINE_BYTES)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                raise _from_exception(exc, node) from exc
-            except ValueError as exc:  # a line longer than MAX_LINE_BYTES
-                raise UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name}: {exc}") from exc
-            if not raw:
-                return None
-            if raw.strip():
-                return _parse_line(raw, node)
-
     async def _models(self, node: NodeState, path: str, timeout_s: float) -> list[Any] | None:
         """The `models` list of `/api/tags` or `/api/ps` (None if the answer has none)."""
         try:

@@ -15,6 +15,7 @@ Hashes are blake2b, not `hash()`, so every replica and every restart agrees on t
 from __future__ import annotations
 
 import math
+import random
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -22,6 +23,8 @@ from hashlib import blake2b
 from typing import Any, Protocol, TypeVar
 
 PROMPT_PREFIX_CHARS = 256
+SAMPLE_ABOVE = 32  # candidates; above this the mean load is sampled
+SAMPLE_SIZE = 16
 _SYSTEM_ROLES = frozenset({"system", "developer"})  # "developer" is o1-era "system"
 
 
@@ -110,15 +113,29 @@ class _Ring:
 class AffinityRing:
     """Consistent hashing with bounded loads (Mirrokni, Thorup, Zadimoghaddam 2018)."""
 
-    def __init__(self, *, vnodes: int = 64, balance: float = 1.25, cache_size: int = 256) -> None:
+    def __init__(
+        self,
+        *,
+        vnodes: int = 64,
+        balance: float = 1.25,
+        cache_size: int = 256,
+        remember: int = 65_536,
+    ) -> None:
         if vnodes < 1:
             raise ValueError(f"vnodes must be >= 1, got {vnodes}")
         if balance < 1.0:
             raise ValueError(f"balance must be >= 1.0, got {balance}")
         if cache_size < 1:
             raise ValueError(f"cache_size must be >= 1, got {cache_size}")
+        if remember < 1:
+            raise ValueError(f"remember must be >= 1, got {remember}")
+        self._remember = remember
+        # conversation key → the node its last turn went to, least recently used first
+        self._last: OrderedDict[str, str] = OrderedDict()
         self._vnodes, self._balance, self._cache_size = vnodes, balance, cache_size
         self._rings: OrderedDict[tuple[str, ...], _Ring] = OrderedDict()
+        # id(candidate list) → (the list, kept so its id stays its own, ring, name → node)
+        self._by_list: dict[int, tuple[Sequence[Any], _Ring, dict[str, Any]]] = {}
 
     @property
     def cached_rings(self) -> int:
@@ -132,30 +149,72 @@ class AffinityRing:
         load: Callable[[N], float],
         capacity: Callable[[N], int],
         exclude: Collection[str] = (),
+        rng: random.Random | None = None,
     ) -> N | None:
         """The key's node, or None if none can take it within the bound (the caller then
         falls back to its usual choice). `load` counts requests on the node now, before this
-        one; `capacity` is how many it may run at once."""
-        by_name = {node.name: node for node in candidates if node.name not in exclude}
-        if not by_name:
-            return None
-        loads = {name: load(node) for name, node in by_name.items()}
-        bound = math.ceil(self._balance * (sum(loads.values()) + 1) / len(by_name))
-        ring = self._ring(tuple(node.name for node in candidates))
+        one; `capacity` is how many it may run at once. Above `SAMPLE_ABOVE` candidates the
+        mean load comes from `SAMPLE_SIZE` of them drawn with `rng`, so a pick costs the same
+        in any fleet."""
+        ring, by_name = self._lookup(candidates)
+        if rng is not None and len(candidates) > SAMPLE_ABOVE:
+            sample = rng.sample(candidates, SAMPLE_SIZE)
+            live = len(candidates) - len(exclude)
+            if live <= 0:
+                return None
+            mean = sum(load(node) for node in sample) / len(sample)
+            bound = math.ceil(self._balance * (mean + 1 / live))
+        else:
+            loads = [load(node) for node in candidates if node.name not in exclude]
+            live = len(loads)
+            if not live:
+                return None
+            bound = math.ceil(self._balance * (sum(loads) + 1) / live)
         seen: set[str] = set()
         start = bisect_right(ring.points, _point(key))
         size = len(ring.owners)
         for step in range(size):
             name = ring.owners[(start + step) % size]
-            if name in seen or name not in by_name:
+            if name in seen or name in exclude:
                 continue
             seen.add(name)
             node = by_name[name]
-            if loads[name] + 1 <= bound and loads[name] + 1 <= capacity(node):
+            used = load(node) + 1
+            if used <= bound and used <= capacity(node):
                 return node
-            if len(seen) == len(by_name):
+            if len(seen) >= live:
                 break
         return None
+
+    def last(self, key: str, candidates: Sequence[N], exclude: Collection[str] = ()) -> N | None:
+        """The node the conversation's last turn went to (its prompt cache is there), if it
+        is still a candidate; busy or not: the caller weighs waiting for it."""
+        name = self._last.get(key)
+        if name is None or name in exclude:
+            return None
+        return self._lookup(candidates)[1].get(name)
+
+    def remember(self, key: str, node: str) -> None:
+        """The conversation's turn went to `node`."""
+        last = self._last
+        if last.get(key) != node:
+            last[key] = node
+        last.move_to_end(key)
+        if len(last) > self._remember:
+            last.popitem(last=False)
+
+    def _lookup(self, candidates: Sequence[N]) -> tuple[_Ring, dict[str, N]]:
+        """The ring and name index of a candidate list; the fleet hands out the same list
+        object until its membership changes, so most requests find it by identity."""
+        entry = self._by_list.get(id(candidates))
+        if entry is not None and entry[0] is candidates:
+            return entry[1], entry[2]
+        by_name = {node.name: node for node in candidates}
+        ring = self._ring(tuple(by_name))
+        self._by_list[id(candidates)] = (candidates, ring, by_name)
+        if len(self._by_list) > self._cache_size:
+            del self._by_list[next(iter(self._by_list))]
+        return ring, by_name
 
     def _ring(self, names: tuple[str, ...]) -> _Ring:
         ring = self._rings.get(names)

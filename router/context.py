@@ -21,6 +21,7 @@ class RequestContext:
     attempts: int = 0
     stream: bool = False
     session: str | None = None  # conversation key for affinity (never logged)
+    max_tokens: int | None = None  # the request's length cap: a hint for cost-aware routing
     committed: bool = False  # response headers sent: errors can no longer be a status
     status: int = 0
     ttft_s: float | None = None

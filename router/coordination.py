@@ -55,10 +55,17 @@ class NoFreeSlot(Exception):
 
 class SlotStore(Protocol):
     async def take(
-        self, model: str, exclude: Collection[str], *, key: str = "", session: str | None = None
+        self,
+        model: str,
+        exclude: Collection[str],
+        *,
+        key: str = "",
+        session: str | None = None,
+        max_tokens: int | None = None,
     ) -> Lease | None:
         """A held slot on the best node for `model` not in `exclude` (None: no such node).
-        `key` (the API key's name) and `session` (a conversation key) may steer the choice.
+        `key` (the API key's name), `session` (a conversation key) and `max_tokens` (the
+        request's length cap) may steer the choice.
         May wait for one; raises `NoFreeSlot` when the wait runs out."""
 
     async def start(self) -> None: ...
@@ -133,7 +140,13 @@ class RedisSlots:
 
     # -- request path -----------------------------------------------------------------------
     async def take(
-        self, model: str, exclude: Collection[str], *, key: str = "", session: str | None = None
+        self,
+        model: str,
+        exclude: Collection[str],
+        *,
+        key: str = "",
+        session: str | None = None,
+        max_tokens: int | None = None,
     ) -> Lease | None:
         deadline = asyncio.get_running_loop().time() + self._config.wait_timeout_s
         ticket: int | None = None  # our place among this replica's waiters, once we wait

@@ -98,7 +98,11 @@ class Dispatcher:
     async def _take(self, ctx: RequestContext, model: str, tried: set[str]) -> Lease | None:
         try:
             return await self.slots.take(
-                model, tried, key=ctx.key.name if ctx.key else "", session=ctx.session
+                model,
+                tried,
+                key=ctx.key.name if ctx.key else "",
+                session=ctx.session,
+                max_tokens=ctx.max_tokens,
             )
         except (NoFreeSlot, AdmissionRejected) as exc:
             ctx.error = "queue_" + type(exc).__name__.lower()
@@ -133,8 +137,12 @@ class Dispatcher:
             ttft_s=prompt_ns / 1e9 if isinstance(prompt_ns, int | float) else None,
             tokens=int(done.get("eval_count") or 0),
             decode_s=eval_ns / 1e9 if isinstance(eval_ns, int | float) else None,
+            capped=done.get("done_reason") == "length",
         )
         if node.loaded is not None and model not in node.loaded:
+            load_ns = done.get("load_duration")
+            if isinstance(load_ns, int | float):  # it was cold here: how long loading took
+                self.speeds.observe_load(node.name, load_ns / 1e9)
             node.loaded = node.loaded | {model}
 
     async def _open(

@@ -67,6 +67,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     req = parse_chat(load_json(await request.read()))
     model = await _route_model(state, ctx, req.model)
     payload = chat_payload(req, model)
+    ctx.max_tokens = req.sampling.max_tokens
     if state.config.routing.affinity:
         ctx.session = session_key(
             session_id=request.headers.get(SESSION_HEADER), user=req.user, messages=req.messages
@@ -86,6 +87,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     req = parse_completion(load_json(await request.read()))
     model = await _route_model(state, ctx, req.model)
     payload = completion_payload(req, model)
+    ctx.max_tokens = req.sampling.max_tokens
     if state.config.routing.affinity:
         ctx.session = session_key(
             session_id=request.headers.get(SESSION_HEADER),

@@ -11,7 +11,8 @@ else the routing strategy's pick (cost-aware by default).
 from __future__ import annotations
 
 import random
-from collections.abc import Collection
+from collections import Counter
+from collections.abc import Collection, Sequence
 
 from router.admission import AdmissionQueue
 from router.affinity import AffinityRing
@@ -31,6 +32,15 @@ def _give_back(lease: Lease) -> None:
     lease.release()
 
 
+class _Waiting:
+    """The node a queued request waits for, if cost-aware choice picked a full one."""
+
+    __slots__ = ("node",)
+
+    def __init__(self) -> None:
+        self.node: str | None = None
+
+
 class QueuedSlots:
     def __init__(
         self,
@@ -42,41 +52,135 @@ class QueuedSlots:
     ) -> None:
         self._fleet, self._chooser, self._rng = fleet, chooser, rng
         self.queue, self._ring = queue, ring
+        self._waiting_for: Counter[str] = Counter()  # node → queued requests waiting for it
         fleet.on_capacity = queue.notify  # a node joined rotation: waiters may run now
         # Cost-aware choice may prefer to wait for a full fast node over a free slow one; the
         # other strategies take any free node.
-        self._waits_for_best = isinstance(chooser, CostAware)
-        if isinstance(chooser, CostAware):
-            chooser.backlog = lambda: queue.depth
+        self._cost = chooser if isinstance(chooser, CostAware) else None
+        if self._cost is not None:
+            self._cost.backlog = lambda: queue.depth
 
     async def take(
-        self, model: str, exclude: Collection[str], *, key: str = "", session: str | None = None
+        self,
+        model: str,
+        exclude: Collection[str],
+        *,
+        key: str = "",
+        session: str | None = None,
+        max_tokens: int | None = None,
     ) -> Lease | None:
-        if not any(n.name not in exclude for n in self._fleet.candidates(model)):
-            return None  # no node at all: waiting would not help
-        return await self.queue.admit(
-            key, lambda: self._try_take(model, exclude, session), give_back=_give_back
-        )
-
-    def _try_take(self, model: str, exclude: Collection[str], session: str | None) -> Lease | None:
         candidates = self._fleet.candidates(model)
-        node: NodeState | None = None
-        if session is not None and self._ring is not None:
-            node = self._ring.pick(
-                session, candidates, load=_load, capacity=_capacity, exclude=exclude
+        if len(candidates) <= len(exclude) and all(n.name in exclude for n in candidates):
+            return None  # no node at all: waiting would not help
+        waiting = _Waiting()
+        try:
+            return await self.queue.admit(
+                key,
+                lambda: self._try_take(model, exclude, session, max_tokens, waiting),
+                give_back=_give_back,
             )
-        if node is None and self._waits_for_best:
-            node = self._chooser(candidates, model=model, exclude=exclude, rng=self._rng)
+        finally:
+            self._wait_for(waiting, None)
+
+    def _wait_for(self, waiting: _Waiting, node: str | None) -> None:
+        """Count the request as waiting for `node` (None: for no node in particular)."""
+        if waiting.node == node:
+            return
+        if waiting.node is not None:
+            self._waiting_for[waiting.node] -= 1
+            if not self._waiting_for[waiting.node]:
+                del self._waiting_for[waiting.node]
+        if node is not None:
+            self._waiting_for[node] += 1
+        waiting.node = node
+
+    def _try_take(
+        self,
+        model: str,
+        exclude: Collection[str],
+        session: str | None,
+        max_tokens: int | None,
+        waiting: _Waiting,
+    ) -> Lease | None:
+        candidates = self._fleet.candidates(model)
+        for candidate in candidates:
+            if _load(candidate) < candidate.capacity and candidate.name not in exclude:
+                break
+        else:  # every node is full: no strategy could place it (cheap, for deep queues)
+            return None
+        ring = self._ring if session is not None else None
+        # The conversation's node: where its last turn ran (its prompt cache), else its place
+        # on the ring if that has room within the bounded load.
+        home: NodeState | None = None
+        if ring is not None and session is not None:
+            home = ring.last(session, candidates, exclude)
+            if home is None or (self._cost is None and _load(home) >= home.capacity):
+                home = ring.pick(
+                    session,
+                    candidates,
+                    load=_load,
+                    capacity=_capacity,
+                    exclude=exclude,
+                    rng=self._rng,
+                )
+        if self._cost is not None:
+            node = self._cost_aware_pick(
+                self._cost, candidates, model, exclude, home, max_tokens, waiting
+            )
             if node is None or _load(node) >= node.capacity:
-                return None  # the best node is full: wait for it (or for the backlog to grow)
-        elif node is None:
+                # the best node is full: wait for it (or for the backlog to grow)
+                self._wait_for(waiting, None if node is None else node.name)
+                return None
+        elif home is not None:
+            node = home
+        else:
             free = [n for n in candidates if _load(n) < n.capacity and n.name not in exclude]
             if not free:
                 return None
-            node = self._chooser(free, model=model, exclude=(), rng=self._rng)
-            if node is None:
+            picked = self._chooser(free, model=model, exclude=(), rng=self._rng)
+            if picked is None:
                 return None
+            node = picked
+        if ring is not None and session is not None:
+            ring.remember(session, node.name)
         return Lease(node, on_release=self._released)
+
+    def _cost_aware_pick(
+        self,
+        chooser: CostAware,
+        candidates: Sequence[NodeState],
+        model: str,
+        exclude: Collection[str],
+        home: NodeState | None,
+        max_tokens: int | None,
+        waiting: _Waiting,
+    ) -> NodeState | None:
+        """The cheapest node; the conversation's own node instead while it costs no more than
+        the cheapest by at most its prompt time, which is what a warm prompt cache saves. So a
+        chat stays on its node among equals, waits for it when its turn comes soon, and leaves
+        it when it is slow, busy or the model cold there."""
+        live = chooser.shortlist(candidates, exclude, self._rng)
+        if home is not None and home not in live:
+            live.append(home)
+        if not live:
+            return None
+        costs = chooser.costs(live, model, max_tokens)
+        best = chooser.best(live, costs, self._rng)
+        if home is None or home is best:
+            return best
+        if _load(home) >= home.capacity:
+            # Waiting for its own node delays this request alone (it holds no slot meanwhile),
+            # so its wait counts once, not `queue_weight` times; and only the requests already
+            # waiting for that node go first, not the whole queue.
+            ahead = {home.name: self._waiting_for[home.name] - (waiting.node == home.name)}
+            home_cost = chooser.costs(
+                [home], model, max_tokens, queue_weight=1.0, waiting_for=ahead
+            )[0]
+        else:
+            home_cost = costs[live.index(home)]
+        if home_cost <= costs[live.index(best)] + chooser.prompt_s(home, model):
+            return home
+        return best
 
     def _released(self, lease: Lease) -> None:
         self.queue.notify()

@@ -80,7 +80,7 @@ class SpeedStats:
     keys, so arbitrary names cannot grow memory without bound.
     """
 
-    __slots__ = ("_alpha", "_default_tokens", "_max", "_nodes", "_pairs", "_tokens")
+    __slots__ = ("_alpha", "_default_tokens", "_loads", "_max", "_nodes", "_pairs", "_tokens")
 
     def __init__(
         self,
@@ -96,10 +96,20 @@ class SpeedStats:
         self._pairs: dict[tuple[str, str], _PairStats] = {}
         self._nodes: dict[str, Ewma] = {}
         self._tokens: dict[str, Ewma] = {}
+        self._loads: dict[str, Ewma] = {}
 
     def observe(
-        self, node: str, model: str, *, ttft_s: float | None, tokens: int, decode_s: float | None
+        self,
+        node: str,
+        model: str,
+        *,
+        ttft_s: float | None,
+        tokens: int,
+        decode_s: float | None,
+        capped: bool = False,
     ) -> None:
+        """`capped`: the reply stopped at the request's token limit, so its natural length is
+        at least `tokens`; it only raises the length estimate, never lowers it."""
         pair = self._touch(self._pairs, (node, model), self._new_pair)
         if ttft_s is not None and _ok(ttft_s):
             pair.ttft.update(ttft_s)
@@ -108,7 +118,23 @@ class SpeedStats:
             pair.tokens_per_s.update(rate)
             self._touch(self._nodes, node, self._new_ewma).update(rate)
         if tokens >= 0:
-            self._touch(self._tokens, model, self._new_ewma).update(float(tokens))
+            length = self._touch(self._tokens, model, self._new_ewma)
+            if not capped or length.value is None or tokens > length.value:
+                length.update(float(tokens))
+
+    def observe_load(self, node: str, load_s: float) -> None:
+        """How long `node` took to load a model that was cold (Ollama's `load_duration`)."""
+        if _ok(load_s):
+            self._touch(self._loads, node, self._new_ewma).update(load_s)
+
+    def load_s(self, node: str) -> float | None:
+        """The node's measured time to load a cold model, else the median over nodes that
+        loaded one (a node never seen loading is taken for a typical one); None if none did."""
+        ewma = self._loads.get(node)
+        if ewma is not None and ewma.value is not None:
+            return ewma.value
+        known = [e.value for e in self._loads.values() if e.value is not None]
+        return median(known) if known else None
 
     def ttft(self, node: str, model: str) -> float | None:
         pair = self._pairs.get((node, model))

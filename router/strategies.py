@@ -17,6 +17,8 @@ from router.balancer import choose
 from router.fleet import NodeState
 from router.scoring import CostPolicy, SpeedStats, completion_s, fleet_speed
 
+SAMPLE_ABOVE = 32  # candidates; more are sampled, not all scored
+SAMPLE_SIZE = 8
 LoadedFn = Callable[[str, str], bool | None]  # (node, model) → loaded per /api/ps; None = unknown
 DEFAULT_POLICY = CostPolicy()
 
@@ -29,6 +31,7 @@ class Chooser(Protocol):
         model: str,
         exclude: Collection[str],
         rng: random.Random,
+        max_tokens: int | None = None,
     ) -> NodeState | None: ...
 
 
@@ -44,6 +47,7 @@ def least_loaded(
     model: str,
     exclude: Collection[str],
     rng: random.Random,
+    max_tokens: int | None = None,
 ) -> NodeState | None:
     """Today's balancer: least (in_flight + remote_in_flight) / capacity, random among equals."""
     return choose(candidates, exclude=exclude, rng=rng)
@@ -55,6 +59,7 @@ def random_choice(
     model: str,
     exclude: Collection[str],
     rng: random.Random,
+    max_tokens: int | None = None,
 ) -> NodeState | None:
     live = [n for n in candidates if n.name not in exclude]
     return rng.choice(live) if live else None
@@ -76,6 +81,7 @@ class RoundRobin:
         model: str,
         exclude: Collection[str],
         rng: random.Random,
+        max_tokens: int | None = None,
     ) -> NodeState | None:
         count = len(candidates)
         start = self._next.get(model, 0)
@@ -94,7 +100,15 @@ def _unknown(node: str, model: str) -> bool | None:
 class CostAware:
     """The node with the least expected completion time (`router.scoring`). Among nodes within
     `tie` (relative) of the best, the least loaded by ratio wins, then one at random: equal
-    nodes share work and a recovered node gets traffic."""
+    nodes share work and a recovered node gets traffic.
+
+    The request's `max_tokens` caps its expected length, so a short request may take a slow
+    node that a long one should wait for. A cold model costs the node's own measured load time
+    (Ollama's `load_duration` when it last loaded one), else `CostPolicy.cold_load_s`.
+    Above `SAMPLE_ABOVE` candidates it scores `SAMPLE_SIZE` of them drawn at random (power
+    of k choices, as Envoy's least-request balancer): a decision costs the same with 20 nodes
+    or 2,000, and k = 8 of a large fleet almost always holds one of its best nodes.
+    """
 
     __slots__ = ("backlog", "loaded", "policy", "stats", "tie")
 
@@ -118,21 +132,51 @@ class CostAware:
         model: str,
         exclude: Collection[str],
         rng: random.Random,
+        max_tokens: int | None = None,
     ) -> NodeState | None:
-        live = [n for n in candidates if n.name not in exclude] if exclude else candidates
+        live = self.shortlist(candidates, exclude, rng)
         if not live:
             return None
-        policy, loaded, estimate = self.policy, self.loaded, self.stats.estimate
-        speeds = [estimate(n.name, model) for n in live]
+        return self.best(live, self.costs(live, model, max_tokens), rng)
+
+    def shortlist(
+        self, candidates: Sequence[NodeState], exclude: Collection[str], rng: random.Random
+    ) -> list[NodeState]:
+        """The candidates worth scoring: all of a small set, a random sample of a large one."""
+        if len(candidates) > SAMPLE_ABOVE:
+            sample = [n for n in rng.sample(candidates, SAMPLE_SIZE) if n.name not in exclude]
+            if sample:
+                return sample
+        return [n for n in candidates if n.name not in exclude] if exclude else list(candidates)
+
+    def costs(
+        self,
+        live: Sequence[NodeState],
+        model: str,
+        max_tokens: int | None = None,
+        *,
+        queue_weight: float | None = None,
+        waiting_for: Mapping[str, int] | None = None,
+    ) -> list[float]:
+        """Expected completion time (s) of one more request for `model` on each node; a full
+        node's wait is scaled by `queue_weight` (default: the policy's) and grows by the
+        requests known to be waiting for it (`waiting_for`), else by its share of the whole
+        admission queue."""
+        policy, loaded, stats = self.policy, self.loaded, self.stats
+        speeds = [stats.estimate(n.name, model) for n in live]
         ttft_fb, rate_fb = policy.default_ttft_s, policy.default_tokens_per_s
         if any(t is None or r is None for t, r in speeds):
             fleet_ttft, fleet_rate = fleet_speed(speeds)
             ttft_fb = ttft_fb if fleet_ttft is None else fleet_ttft
             rate_fb = rate_fb if fleet_rate is None else fleet_rate
-        tokens = self.stats.expected_tokens(model)
-        cold, weight = policy.cold_load_s, policy.queue_weight
+        tokens = stats.expected_tokens(model)
+        if max_tokens is not None and 0 < max_tokens < tokens:
+            tokens = float(max_tokens)
+        weight = policy.queue_weight if queue_weight is None else queue_weight
         loads: list[float] = [n.in_flight + n.remote_in_flight for n in live]
-        waiting = self.backlog() if self.backlog is not None else 0
+        if waiting_for is not None:
+            loads = [load + waiting_for.get(n.name, 0) for n, load in zip(live, loads, strict=True)]
+        waiting = self.backlog() if waiting_for is None and self.backlog is not None else 0
         if waiting:  # shared among the full nodes by capacity: they are where it waits
             full = sum(
                 n.capacity for n, load in zip(live, loads, strict=True) if load >= n.capacity
@@ -142,17 +186,30 @@ class CostAware:
                     load + waiting * n.capacity / full if load >= n.capacity else load
                     for n, load in zip(live, loads, strict=True)
                 ]
-        costs = [
+        return [
             completion_s(
                 load=load,
                 capacity=node.capacity,
                 service_s=(ttft_fb if t is None else t) + tokens / (rate_fb if r is None else r),
-                cold_s=cold if loaded(node.name, model) is False else 0.0,
+                cold_s=self._cold_s(node.name) if loaded(node.name, model) is False else 0.0,
                 queue_weight=weight,
             )
             for node, load, (t, r) in zip(live, loads, speeds, strict=True)
         ]
-        return _pick_near_best(live, costs, self.tie, rng)
+
+    def best(
+        self, nodes: Sequence[NodeState], costs: Sequence[float], rng: random.Random
+    ) -> NodeState:
+        return _pick_near_best(nodes, costs, self.tie, rng)
+
+    def prompt_s(self, node: NodeState, model: str) -> float:
+        """The node's expected prompt time for `model`: what a warm prompt cache saves."""
+        ttft, _ = self.stats.estimate(node.name, model)
+        return self.policy.default_ttft_s if ttft is None else ttft
+
+    def _cold_s(self, node: str) -> float:
+        measured = self.stats.load_s(node)
+        return self.policy.cold_load_s if measured is None else measured
 
 
 def _pick_near_best(

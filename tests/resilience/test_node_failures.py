@@ -18,6 +18,7 @@ from tests.resilience.helpers import (
     assert_envelope,
     assert_stream_error,
     chat,
+    messages,
     stream,
     timed,
 )
@@ -126,8 +127,8 @@ async def test_node_dying_mid_stream_is_ejected_and_readmitted(
     router.nodes["a"].faults.reset()
     await wait_until(lambda: node_a.in_rotation, timeout_s=2.0)
     served = router.nodes["a"].stats.completed
-    for _ in range(30):
-        assert (await timed(stream(client))).ok
+    for i in range(30):  # new conversations: those so far stay on b, where their cache is
+        assert (await timed(stream(client, messages=messages(f"Story {i}, please.")))).ok
         if router.nodes["a"].stats.completed > served:
             break
     assert router.nodes["a"].stats.completed > served

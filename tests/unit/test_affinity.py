@@ -262,6 +262,37 @@ def test_none_when_no_node_qualifies(candidates: list[Node], exclude: tuple[str,
     assert pick(AffinityRing(), "k", candidates, exclude=exclude) is None
 
 
+def test_last_node_is_remembered_busy_or_not_and_forgotten_when_gone() -> None:
+    ring, candidates = AffinityRing(remember=2), nodes("a", "b", "c")
+    assert ring.last("chat", candidates) is None
+    placed = pick(ring, "chat", candidates)
+    assert placed is not None
+    other = next(n for n in candidates if n is not placed)
+    ring.remember("chat", other.name)  # the turn went elsewhere: the cache is there now
+    other.load = other.capacity  # full: the caller decides whether to wait for it
+    assert ring.last("chat", candidates) is other
+    assert ring.last("chat", candidates, exclude={other.name}) is None
+    assert ring.last("chat", [n for n in candidates if n is not other]) is None
+    ring.remember("x", "a")
+    ring.remember("y", "b")  # bounded: "chat" was the least recently used
+    assert ring.last("chat", candidates) is None
+    assert ring.last("x", candidates) is candidates[0]
+
+
+def test_large_candidate_lists_sample_the_mean_load_and_keep_the_bound() -> None:
+    ring, rng = AffinityRing(balance=1.25), random.Random(7)
+    fleet = [Node(f"n{i}", load=2) for i in range(500)]
+    for k in KEYS[:300]:
+        chosen = pick(ring, k, fleet, rng=rng)
+        assert chosen is not None
+        chosen.load += 1
+    # The mean stays under 3, so a sampled bound of ceil(1.25 * ~2.6) = 4 at most holds.
+    assert max(n.load for n in fleet) <= 4
+    fleet[0].load = 1_000  # far above any bound: its keys go elsewhere
+    moved = [k for k in KEYS if pick(ring, k, nodes("n0", "n1")) == Node("n0")][:20]
+    assert all(pick(ring, k, fleet, rng=rng) is not fleet[0] for k in moved)
+
+
 def test_ring_cache_is_bounded_and_answers_stay_the_same() -> None:
     ring = AffinityRing(cache_size=3)
     sets = [nodes(*names) for names in ("ab", "abc", "abcd", "bcd", "cd")]

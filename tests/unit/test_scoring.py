@@ -120,6 +120,30 @@ def test_observe_skips_missing_and_bad_samples(
     assert stats.expected_tokens(M) == expected_tokens
 
 
+def test_a_capped_reply_only_raises_the_length_estimate() -> None:
+    stats = SpeedStats(alpha=0.5)
+    stats.observe("a", M, ttft_s=0.1, tokens=100, decode_s=1.0)
+    stats.observe("a", M, ttft_s=0.1, tokens=10, decode_s=0.1, capped=True)  # says: >= 10
+    assert stats.expected_tokens(M) == 100
+    stats.observe("a", M, ttft_s=0.1, tokens=300, decode_s=3.0, capped=True)  # says: >= 300
+    assert stats.expected_tokens(M) == 200
+    stats.observe("a", M, ttft_s=0.1, tokens=20, decode_s=0.2)  # stopped by itself
+    assert stats.expected_tokens(M) == 110
+
+
+def test_load_times_per_node() -> None:
+    stats = SpeedStats(alpha=0.5)
+    assert stats.load_s("a") is None
+    stats.observe_load("a", 4.0)
+    stats.observe_load("a", 2.0)
+    stats.observe_load("a", float("nan"))  # skipped
+    assert stats.load_s("a") == 3.0
+    stats.observe_load("c", 5.0)
+    # a node never seen loading is taken for a typical one: the median over those that did
+    assert stats.load_s("b") == 4.0
+    assert SpeedStats().load_s("b") is None
+
+
 def test_unknowns_are_none_and_tokens_default() -> None:
     stats = SpeedStats(default_tokens=64.0)
     assert (stats.ttft("a", M), stats.tokens_per_s("a", M), stats.node_speed("a")) == (None,) * 3

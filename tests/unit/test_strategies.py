@@ -172,6 +172,49 @@ def test_a_hot_model_wins_unless_its_queue_costs_more_than_a_load(hot_load, expe
     assert {pick(chooser, nodes, rng) for _ in range(100)} == expected
 
 
+def test_a_short_request_takes_the_free_slow_node_a_long_one_waits_for_the_fast_one() -> None:
+    # fast: 1 s of prompt, 100 tok/s, full; slow: 0.1 s of prompt, 25 tok/s, idle. Replies of
+    # this model run 100 tokens: fast (wait 2 s + 2 s) beats slow (4.1 s); capped at 5 tokens
+    # by max_tokens, slow (0.3 s) beats waiting for fast (2.1 s).
+    stats = SpeedStats()
+    stats.observe("fast", M, ttft_s=1.0, tokens=100, decode_s=1.0)
+    stats.observe("slow", M, ttft_s=0.1, tokens=100, decode_s=4.0)
+    chooser, rng = CostAware(stats, policy=CostPolicy(queue_weight=1)), random.Random(0)
+    nodes = [node("fast", 1, 1), node("slow", 0, 1)]
+    assert pick(chooser, nodes, rng) == "fast"
+    assert chooser(nodes, model=M, exclude=(), rng=rng, max_tokens=500) is nodes[0]
+    assert chooser(nodes, model=M, exclude=(), rng=rng, max_tokens=5) is nodes[1]
+
+
+def test_a_cold_model_costs_the_nodes_own_measured_load_time() -> None:
+    stats = seen(("quick-disk", 30.0), ("slow-disk", 30.0))
+    chooser = CostAware(stats, loaded=lambda n, m: False, policy=CostPolicy(cold_load_s=10))
+    nodes = [node("slow-disk"), node("quick-disk")]
+    rng = random.Random(4)
+    assert {pick(chooser, nodes, rng) for _ in range(50)} == {"slow-disk", "quick-disk"}
+    stats.observe_load("slow-disk", 20.0)
+    stats.observe_load("quick-disk", 2.0)
+    assert {pick(chooser, nodes, rng) for _ in range(50)} == {"quick-disk"}
+    # Measured slower than the configured guess still counts: 20 s > the 10 s default.
+    nodes[1].in_flight = 4  # quick-disk full: its wait (queue_weight 1) is 5.3 s, load 2 s
+    assert pick(chooser, nodes, rng) == "quick-disk"
+
+
+def test_a_large_fleet_is_sampled_and_still_never_picks_an_excluded_node() -> None:
+    names = [f"n{i}" for i in range(1000)]
+    stats = seen(*((n, 30.0) for n in names))
+    chooser, rng = CostAware(stats), random.Random(5)
+    nodes = [node(n, in_flight=i % 4) for i, n in enumerate(names)]
+    exclude = set(names[::5])
+    picks = [pick(chooser, nodes, rng, exclude=exclude) for _ in range(2000)]
+    assert not exclude & set(picks)
+    loads = Counter(int(p[1:]) % 4 for p in picks if p is not None)
+    # Each pick is the best of a sample of 8: mostly idle nodes, never only the busiest.
+    assert loads[0] > 0.6 * len(picks) and loads[3] < 0.05 * len(picks), loads
+    assert len(set(picks)) > 150  # spread over the 200 idle nodes, not stuck on a few
+    assert pick(chooser, nodes, rng, exclude=set(names)) is None
+
+
 def test_unknown_load_state_is_not_penalised() -> None:
     stats = seen(("a", 30.0), ("b", 30.0))
     chooser = CostAware(stats, loaded=lambda n, m: None if n == "a" else False)

@@ -172,7 +172,7 @@ class Upstream:
         """The node's installed models (canonical name → created unix s) from `/api/tags`;
         `last` itself when the answer is the same as the one `last` was parsed from."""
         body = await self._get(node, TAGS_PATH, timeout_s)
-        seen = _fingerprint(body)
+        seen = tags_fingerprint(body)
         if last is not None and last.fingerprint == seen:
             return last
         return Listing(seen, parse_tags(body, node))
@@ -183,7 +183,7 @@ class Upstream:
         """The models loaded in the node's memory (canonical names) from `/api/ps`; `last`
         itself when the answer is the same as the one `last` was parsed from."""
         body = await self._get(node, PS_PATH, timeout_s)
-        seen = _fingerprint(_EXPIRES_AT.sub(b"", body))
+        seen = ps_fingerprint(body)
         if last is not None and last.fingerprint == seen:
             return last
         return Listing(seen, parse_loaded(body, node))
@@ -200,10 +200,14 @@ class Listing(Generic[_T]):
     value: _T
 
 
-def _fingerprint(body: bytes) -> tuple[int, int]:
+def tags_fingerprint(body: bytes) -> tuple[int, int]:
     # Python's hash of bytes is SipHash with a per-process random key, ~5 µs for 20 KB: equal
     # fingerprints of different answers are as unlikely as they are impossible to aim for.
     return len(body), hash(body)
+
+
+def ps_fingerprint(body: bytes) -> tuple[int, int]:
+    return tags_fingerprint(_EXPIRES_AT.sub(b"", body))
 
 
 def _models(body: bytes, node: NodeState) -> list[Any] | None:

@@ -12,10 +12,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from router.config import RoutingConfig
 from router.fleet import NodeState
@@ -158,7 +160,7 @@ class Upstream:
                 total=timeout_s, ceil_threshold=float("inf")
             )
         try:
-            async with self._session.get(node.config.url + path, timeout=timeout) as resp:
+            async with self._session.get(_url(node.config.url, path), timeout=timeout) as resp:
                 body = await resp.read()
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _from_exception(exc, node) from exc
@@ -187,6 +189,12 @@ class Upstream:
         if last is not None and last.fingerprint == seen:
             return last
         return Listing(seen, parse_loaded(body, node))
+
+
+@lru_cache(maxsize=16384)
+def _url(base: str, path: str) -> URL:
+    # yarl keeps only its last 128 parsed URLs: a health round over more nodes parsed each again.
+    return URL(base + path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,12 @@
 """S5 fleet scale.
 
-Micro-benchmark of the pure parts, in process, with 1,000 nodes x 50 models: `balancer.choose`
-over `Fleet.candidates`, `Fleet.mark_healthy` (steady, no change → no reindex; cold, every node
-turning healthy → one reindex each; one node flapping → two reindexes) and the parse of one
-node's `/api/tags` answer (what `Upstream.tags` does after the HTTP call).
+Micro-benchmark of the pure parts, in process, with 1,000 nodes x 50 models: one routing
+decision over `Fleet.candidates` by `balancer.choose` (least_loaded) and by `CostAware` (the
+default strategy), `Fleet.mark_healthy` (steady: an equal model map, or the very same one as the
+health checker hands over for an unchanged answer; cold, every node turning healthy; one node
+flapping; each also with a `candidates` read after every change, which builds the tuple the
+index hands out) and what a health check does with one node's `/api/tags` and `/api/ps` answers
+after the HTTP call (parse a changed one, fingerprint an unchanged one).
 
 Then a real run: 200 emulated nodes x 50 models in one process behind one router: the router's
 CPU per health round at idle (rounds counted from its own /metrics) and S1-shaped load
@@ -23,8 +26,6 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-import orjson
-
 from benchmarks import targets as tg
 from benchmarks.loadgen import LoadSpec
 from benchmarks.procs import Proc, Sampler, running
@@ -34,9 +35,10 @@ from router.balancer import choose
 from router.config import NodeConfig
 from router.emulator import EmulatorConfig, Faults, NodeStats
 from router.emulator.state import NodeState as EmulatorNodeState
-from router.fleet import Fleet
-from router.modelnames import canonical
-from router.upstream import _unix  # the tags parse, measured as Upstream.tags runs it
+from router.fleet import Fleet, NodeState
+from router.scoring import SpeedStats
+from router.strategies import CostAware
+from router.upstream import parse_tags, ps_fingerprint, tags_fingerprint
 
 HEALTH_INTERVAL_S = 5.0
 _HEALTH_COUNT = re.compile(r"^jarvis_health_check_duration_seconds_count\{[^}]*\} (\S+)$", re.M)
@@ -53,57 +55,111 @@ def _fleet(nodes: int, models: dict[str, int]) -> tuple[Fleet, list[NodeConfig]]
     return Fleet(configs, clock=time.monotonic), configs
 
 
+def _decisions(candidates: tuple[NodeState, ...], model: str, tried: str) -> dict[str, float]:
+    """One routing decision, µs: least_loaded's `choose` and the default `CostAware`, over an
+    idle fleet (every node ties), a busy one (loads 0-3 of 4) and a busy one with a node tried."""
+    rng = random.Random(1)
+    stats = SpeedStats()
+    for node in candidates:  # a few finished requests per node: every node has measured speeds
+        for _ in range(3):
+            tokens = rng.randrange(64, 256)
+            rate = rng.uniform(20.0, 60.0)
+            stats.observe(node.name, model, ttft_s=rng.uniform(0.1, 0.5), tokens=tokens,
+                          decode_s=tokens / rate)  # fmt: skip
+    cost_aware = CostAware(stats)
+    out: dict[str, float] = {}
+    for label, exclude in (("idle", ()), ("busy", ()), ("exclude", (tried,))):
+        if label == "busy":
+            for node in candidates:
+                node.in_flight = rng.randrange(0, 4)
+
+        def least_loaded(exclude: tuple[str, ...] = exclude) -> object:
+            return choose(candidates, exclude=exclude, rng=rng)
+
+        def default(exclude: tuple[str, ...] = exclude) -> object:
+            return cost_aware(candidates, model=model, exclude=exclude, rng=rng)
+
+        out[f"choose_{label}_us"] = _per_call_us(least_loaded, 2000)
+        out[f"cost_aware_{label}_us"] = _per_call_us(default, 200)
+    for node in candidates:
+        node.in_flight = 0
+    return out
+
+
+def _index_changes(nodes: int, names: dict[str, int]) -> dict[str, float]:
+    """The first round (every node turns healthy) and one node flapping, ms; `read`: with a
+    `candidates` read of each of the node's models after every change, as a request might."""
+    out: dict[str, float] = {}
+    for read in (False, True):
+        fleet, configs = _fleet(nodes, names)
+        t0 = time.perf_counter()
+        for c in configs:
+            fleet.mark_healthy(c.name, dict(names), 0.001)
+            if read:
+                for model in names:
+                    fleet.candidates(model)
+        out["cold_round_read_ms" if read else "cold_round_ms"] = (time.perf_counter() - t0) * 1e3
+        first = configs[0].name
+
+        def flap(fleet: Fleet = fleet, read: bool = read, first: str = first) -> None:
+            fleet.mark_unhealthy(first, "down")
+            if read:
+                for model in names:
+                    fleet.candidates(model)
+            fleet.mark_healthy(first, dict(names), 0.001)
+            if read:
+                for model in names:
+                    fleet.candidates(model)
+
+        out["flap_read_ms" if read else "flap_ms"] = _per_call_us(flap, 20) / 1000
+    return out
+
+
 def micro(nodes: int = 1000, models: int = 50) -> dict[str, Any]:
     names = {f"model-{j}:latest": 1_750_000_000 for j in range(models)}
     fleet, configs = _fleet(nodes, names)
-    t0 = time.perf_counter()
-    for c in configs:  # the first round: every node turns healthy, one reindex each
+    for c in configs:
         fleet.mark_healthy(c.name, dict(names), 0.001)
-    cold_s = time.perf_counter() - t0
 
-    def steady_round() -> None:
+    def steady_round() -> None:  # answers parsed anew: equal maps, compared key by key
         for c in configs:
             fleet.mark_healthy(c.name, dict(names), 0.001)
 
-    def flap() -> None:
-        fleet.mark_unhealthy(configs[0].name, "down")
-        fleet.mark_healthy(configs[0].name, dict(names), 0.001)
+    same = {c.name: dict(names) for c in configs}
+    for c in configs:
+        fleet.mark_healthy(c.name, same[c.name], 0.001)
 
-    rng = random.Random(1)
+    def same_round() -> None:  # unchanged answers: the health checker hands the same map again
+        for c in configs:
+            fleet.mark_healthy(c.name, same[c.name], 0.001)
+
     candidates = fleet.candidates("model-0:latest")
-    idle_us = _per_call_us(lambda: choose(candidates, exclude=(), rng=rng), 2000)
-    for node in candidates:  # a busy fleet: loads differ, ties are rare
-        node.in_flight = rng.randrange(0, 4)
-    busy_us = _per_call_us(lambda: choose(candidates, exclude=(), rng=rng), 2000)
-    tried = {configs[0].name}
-    excl_us = _per_call_us(lambda: choose(candidates, exclude=tried, rng=rng), 2000)
-    for node in candidates:
-        node.in_flight = 0
+    decisions = _decisions(candidates, "model-0:latest", configs[0].name)
 
     emu = EmulatorNodeState(EmulatorConfig(models=tuple(names)), Faults(), NodeStats())
-    body = emu.tags_body
-
-    def parse_tags() -> dict[str, int]:
-        out: dict[str, int] = {}
-        for item in orjson.loads(body)["models"]:
-            out[canonical(item["name"])] = _unix(item.get("modified_at"))
-        return out
-
+    body, ps_body = emu.tags_body, emu.ps_body()
+    node = fleet.nodes[configs[0].name]
     steady_ms = _per_call_us(steady_round, 3) / 1000
-    parse_ms = _per_call_us(parse_tags, 200) * nodes / 1000
+    same_ms = _per_call_us(same_round, 3) / 1000
+    parse_ms = _per_call_us(lambda: parse_tags(body, node), 200) * nodes / 1000
+    # bytes(...) copies: a fresh answer, whose hash Python has not cached yet
+    seen_ms = _per_call_us(lambda: tags_fingerprint(bytes(bytearray(body))), 200) * nodes / 1000
+    ps_ms = _per_call_us(lambda: ps_fingerprint(ps_body), 200) * nodes / 1000
     return {
         "nodes": nodes,
         "models": models,
         "candidates": len(candidates),
-        "choose_idle_us": idle_us,
-        "choose_busy_us": busy_us,
-        "choose_exclude_us": excl_us,
-        "cold_round_ms": cold_s * 1000,
+        **decisions,
+        **_index_changes(nodes, names),
         "steady_round_ms": steady_ms,
-        "flap_ms": _per_call_us(flap, 20) / 1000,
+        "same_round_ms": same_ms,
         "tags_parse_round_ms": parse_ms,
         "tags_body_bytes": len(body),
+        "tags_same_round_ms": seen_ms,
+        "ps_same_round_ms": ps_ms,
+        "ps_body_bytes": len(ps_body),
         "pure_round_pct_core": 100 * (steady_ms + parse_ms) / 1000 / HEALTH_INTERVAL_S,
+        "pure_same_round_pct_core": 100 * (same_ms + seen_ms + ps_ms) / 1000 / HEALTH_INTERVAL_S,
     }
 
 

@@ -163,6 +163,58 @@ def s4_table(scenario: dict[str, Any]) -> list[str]:
     return [*_table(header, rows), "", note]
 
 
+def _s5_micro_rows(m: dict[str, Any]) -> list[list[str]]:
+    """The micro-benchmark's rows; those added later show only in results that have them."""
+    rows: list[tuple[str, str, str]] = [
+        ("`choose` (all idle: every node ties)", "choose_idle_us", "{:.1f} µs"),
+        ("`choose` (random loads 0-3)", "choose_busy_us", "{:.1f} µs"),
+        ("`choose` (random loads, exclude 1 tried)", "choose_exclude_us", "{:.1f} µs"),
+        ("`CostAware`, the default (all idle)", "cost_aware_idle_us", "{:.1f} µs"),
+        ("`CostAware` (random loads 0-3)", "cost_aware_busy_us", "{:.1f} µs"),
+        ("`CostAware` (random loads, exclude 1 tried)", "cost_aware_exclude_us", "{:.1f} µs"),
+        (
+            "health round, steady (`mark_healthy` x nodes, equal model maps)",
+            "steady_round_ms",
+            "{:.2f} ms",
+        ),
+        (
+            "health round, unchanged answers (`mark_healthy` x nodes, the same map)",
+            "same_round_ms",
+            "{:.2f} ms",
+        ),
+        ("one node flaps (`mark_unhealthy` + `mark_healthy`)", "flap_ms", "{:.3f} ms"),
+        ("one node flaps, then its models' candidates are read", "flap_read_ms", "{:.3f} ms"),
+        ("first round (every node turns healthy)", "cold_round_ms", "{:.0f} ms"),
+        (
+            "first round, candidates read after every node joins",
+            "cold_round_read_ms",
+            "{:.0f} ms",
+        ),
+        (
+            f"`/api/tags` parse x nodes ({m['tags_body_bytes']:,} B each)",
+            "tags_parse_round_ms",
+            "{:.1f} ms",
+        ),
+        ("`/api/tags` unchanged: fingerprint x nodes", "tags_same_round_ms", "{:.1f} ms"),
+        (
+            f"`/api/ps` unchanged: fingerprint x nodes ({m.get('ps_body_bytes', 0):,} B each)",
+            "ps_same_round_ms",
+            "{:.1f} ms",
+        ),
+        (
+            "pure part of a round at a 5 s interval (every answer parsed)",
+            "pure_round_pct_core",
+            "{:.2f} % of a core",
+        ),
+        (
+            "pure part of a round at a 5 s interval (answers unchanged)",
+            "pure_same_round_pct_core",
+            "{:.2f} % of a core",
+        ),
+    ]
+    return [[label, fmt.format(m[key])] for label, key, fmt in rows if key in m]
+
+
 def s5_tables(scenario: dict[str, Any]) -> list[str]:
     m = scenario["micro"]
     lines = [
@@ -170,34 +222,7 @@ def s5_tables(scenario: dict[str, Any]) -> list[str]:
         f"every model: {m['candidates']:,} candidates):",
         "",
     ]
-    lines += _table(
-        ["operation", "cost"],
-        [
-            ["`choose` (all idle: every node ties)", f"{m['choose_idle_us']:.1f} µs"],
-            ["`choose` (random loads 0-3)", f"{m['choose_busy_us']:.1f} µs"],
-            ["`choose` (random loads, exclude 1 tried)", f"{m['choose_exclude_us']:.1f} µs"],
-            [
-                "health round, steady (`mark_healthy` x nodes, no change)",
-                f"{m['steady_round_ms']:.2f} ms",
-            ],
-            [
-                "one node flaps (`mark_unhealthy` + `mark_healthy`: 2 reindexes)",
-                f"{m['flap_ms']:.2f} ms",
-            ],
-            [
-                "first round (every node turns healthy: one reindex each)",
-                f"{m['cold_round_ms']:.0f} ms",
-            ],
-            [
-                f"`/api/tags` parse x nodes ({m['tags_body_bytes']:,} B each)",
-                f"{m['tags_parse_round_ms']:.1f} ms",
-            ],
-            [
-                "pure part of a round at a 5 s interval",
-                f"{m['pure_round_pct_core']:.2f} % of a core",
-            ],
-        ],
-    )
+    lines += _table(["operation", "cost"], _s5_micro_rows(m))
     f = scenario.get("fleet")
     if f:
         pct = f["pct_core_at_5s"]

@@ -2,7 +2,9 @@
 
 State changes only through `Fleet` methods, none of which awaits inside a change, so the
 event loop never sees a half-made update and no locks are needed. The model → healthy-nodes
-index is rebuilt on every health change (rare), so the request path only does dict lookups.
+index is updated for the one node that changed, touching only that node's models (a node
+joining a 1,000-node fleet costs its own models, not a rebuild over every node), so the request
+path only does dict lookups.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from types import TracebackType
 
 from router.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from router.config import NodeConfig
+from router.fleet_index import ModelIndex
 
 RECENT_ERRORS = 5
 
@@ -110,10 +113,9 @@ class Fleet:
         self._breaker_policy = breaker or BreakerPolicy()
         self._rng = rng or random.Random()
         self.nodes: dict[str, NodeState] = {}
+        self._index = ModelIndex()
         for config in nodes:
             self._add(config)
-        self._by_model: dict[str, tuple[NodeState, ...]] = {}
-        self._known: frozenset[str] = frozenset()
         # Called whenever a node (re)joins rotation: waiting requests may now have a slot.
         self.on_capacity: Callable[[], None] | None = None
 
@@ -121,16 +123,17 @@ class Fleet:
         node = NodeState(config)
         node.breaker = CircuitBreaker(self._breaker_policy, clock=self._clock, rng=self._rng)
         self.nodes[config.name] = node
+        self._index.add(node)
         return node
 
     # -- reads (request path) -------------------------------------------------------------
     def candidates(self, model: str) -> tuple[NodeState, ...]:
-        """Healthy nodes that serve `model` (a canonical name)."""
-        return self._by_model.get(model, ())
+        """Nodes in rotation that serve `model` (a canonical name), in fleet order."""
+        return self._index.candidates(model)
 
     def knows(self, model: str) -> bool:
         """Some node, healthy or not, was last seen with `model`."""
-        return model in self._known
+        return self._index.knows(model)
 
     def any_healthy(self) -> bool:
         return any(n.in_rotation for n in self.nodes.values())
@@ -138,7 +141,7 @@ class Fleet:
     def served_models(self) -> dict[str, int]:
         """Canonical name → created, for models that at least one healthy node serves."""
         out: dict[str, int] = {}
-        for model, nodes in self._by_model.items():
+        for model, nodes in self._index.served().items():
             out[model] = max(n.models[model] for n in nodes)
         return out
 
@@ -148,14 +151,19 @@ class Fleet:
 
     # -- writes (health checks and failed requests) ----------------------------------------
     def mark_healthy(self, name: str, models: Mapping[str, int], latency_s: float) -> None:
+        """The node answered its check listing `models`, which the node keeps (not a copy):
+        the caller must not change it afterwards. Handing the same mapping again, as the
+        health checker does while a node's answer stays the same, costs no comparison."""
         node = self.nodes.get(name)
         if node is None:  # removed by a reload while it was being checked
             return
-        changed = not node.healthy or node.models.keys() != models.keys()
-        node.healthy, node.checked, node.models = True, True, dict(models)
         node.last_check, node.check_latency_s = self._clock(), latency_s
+        if node.healthy and node.models is models:
+            return
+        changed = not node.healthy or node.models.keys() != models.keys()
+        node.healthy, node.checked, node.models = True, True, models
         if changed:
-            self._reindex()
+            self._changed(node)
 
     def mark_unhealthy(self, name: str, error: str) -> None:
         node = self.nodes.get(name)
@@ -170,7 +178,7 @@ class Fleet:
             recent.append(NodeError(now, error))
         if node.healthy:
             node.healthy = False
-            self._reindex()
+            self._changed(node)
 
     def set_loaded(self, name: str, loaded: frozenset[str]) -> None:
         node = self.nodes.get(name)
@@ -195,7 +203,7 @@ class Fleet:
         until = breaker.opened_until
         if breaker.state is BreakerState.OPEN and until is not None and node.ejected_until is None:
             node.ejected_until = until
-            self._reindex()
+            self._changed(node)
             asyncio.get_running_loop().call_later(
                 max(0.0, until - self._clock()), self._readmit, node
             )
@@ -207,14 +215,14 @@ class Fleet:
         node.ejected_until = None
         node.capacity = 1
         if self.nodes.get(node.name) is node:
-            self._reindex()
+            self._changed(node)
 
     def set_draining(self, name: str, draining: bool) -> NodeState:
         """Take a node out of rotation (its in-flight requests finish) or put it back."""
         node = self.nodes[name]
         if node.draining != draining:
             node.draining = draining
-            self._reindex()
+            self._changed(node)
         return node
 
     def update_nodes(self, configs: Iterable[NodeConfig]) -> tuple[list[str], list[str]]:
@@ -229,7 +237,7 @@ class Fleet:
             if n not in wanted or wanted[n].url != node.config.url
         ]
         for name in removed:
-            del self.nodes[name]
+            self._index.remove(self.nodes.pop(name))
         added = []
         for name, config in wanted.items():
             node = self.nodes.get(name)
@@ -238,7 +246,8 @@ class Fleet:
                 added.append(name)
             elif node.config != config:
                 node.config, node.capacity = config, config.max_concurrency
-        self._reindex()
+        if self.on_capacity is not None:  # new nodes or larger capacities
+            self.on_capacity()
         return added, removed
 
     def forget_model(self, name: str, model: str) -> None:
@@ -246,17 +255,10 @@ class Fleet:
         node = self.nodes.get(name)
         if node is not None and model in node.models:
             node.models = {m: c for m, c in node.models.items() if m != model}
-            self._reindex()
+            self._changed(node)
 
-    def _reindex(self) -> None:
-        by_model: dict[str, list[NodeState]] = {}
-        known: set[str] = set()
-        for node in self.nodes.values():
-            known.update(node.models)
-            if node.in_rotation:
-                for model in node.models:
-                    by_model.setdefault(model, []).append(node)
-        self._by_model = {m: tuple(ns) for m, ns in by_model.items()}
-        self._known = frozenset(known)
+    def _changed(self, node: NodeState) -> None:
+        """`node`'s health, models or rotation changed: its index entries follow."""
+        self._index.sync(node)
         if self.on_capacity is not None:
             self.on_capacity()

@@ -3,6 +3,10 @@
 It marks nodes healthy or not and refreshes their model lists; it makes no routing
 decisions. `refresh()` runs one extra round on demand (a request for a model nobody is known
 to have), at most once per `refresh_min_interval_s`, shared by everyone who asks meanwhile.
+
+A round costs the HTTP client's work and little more (issue #5, S5): an answer with the same
+bytes as the node's last one is not parsed again, and hands the fleet the same mapping, which
+then only notes the check time.
 """
 
 from __future__ import annotations
@@ -10,14 +14,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from router.config import HealthConfig
 from router.fleet import Fleet, NodeState
 from router.metrics import Metrics
-from router.upstream import Upstream, UpstreamError
+from router.upstream import Listing, Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
 MAX_PARALLEL_PROBES = 64
+
+
+@dataclass(slots=True)
+class _Seen:
+    """What the last checks of one node brought back, and its histogram child."""
+
+    observe: Callable[[float], None]
+    tags: Listing[dict[str, int]] | None = None
+    loaded: Listing[frozenset[str]] | None = None
 
 
 class HealthChecker:
@@ -35,16 +49,22 @@ class HealthChecker:
         self._probes = asyncio.Semaphore(MAX_PARALLEL_PROBES)
         self._round: asyncio.Task[None] | None = None
         self._last_round = float("-inf")
+        self._seen: dict[NodeState, _Seen] = {}
 
     def reconfigure(self, config: HealthConfig) -> None:
         """A reloaded fleet file: the next probe and the next wait use the new values."""
         self._config = config
 
     async def check(self, node: NodeState) -> None:
+        seen = self._seen.get(node)
+        if seen is None:
+            seen = self._seen[node] = _Seen(self._metrics.health_duration.labels(node.name).observe)
         async with self._probes:
             start = self._clock()
             try:
-                models = await self._upstream.tags(node, self._config.timeout_s)
+                tags = seen.tags = await self._upstream.tags(
+                    node, self._config.timeout_s, seen.tags
+                )
             except UpstreamError as exc:
                 if self._fleet.nodes.get(node.name) is not node:
                     return  # removed (or replaced under its name) by a reload meanwhile
@@ -55,24 +75,30 @@ class HealthChecker:
                 if self._fleet.nodes.get(node.name) is not node:
                     return
                 if not node.healthy:
-                    log.info("node %s is healthy with %d models", node.name, len(models))
-                self._fleet.mark_healthy(node.name, models, self._clock() - start)
-                await self._check_loaded(node)
+                    log.info("node %s is healthy with %d models", node.name, len(tags.value))
+                # The same answer hands the fleet the same mapping: it only notes the time.
+                self._fleet.mark_healthy(node.name, tags.value, self._clock() - start)
+                await self._check_loaded(node, seen)
             finally:
-                self._metrics.health_duration.labels(node.name).observe(self._clock() - start)
+                seen.observe(self._clock() - start)
 
-    async def _check_loaded(self, node: NodeState) -> None:
+    async def _check_loaded(self, node: NodeState, seen: _Seen) -> None:
         """Which models are hot in the node's memory (`/api/ps`): a cold one costs a load."""
         try:
-            loaded = await self._upstream.loaded(node, self._config.timeout_s)
+            loaded = await self._upstream.loaded(node, self._config.timeout_s, seen.loaded)
         except UpstreamError as exc:  # older or partial servers: routing just loses the hint
             log.debug("node %s: /api/ps failed: %s", node.name, exc.message)
             return
-        self._fleet.set_loaded(node.name, loaded)
+        seen.loaded = loaded
+        # Even when unchanged: it replaces what dispatch guessed since (a model it just ran).
+        self._fleet.set_loaded(node.name, loaded.value)
 
     async def check_all(self) -> None:
         self._last_round = self._clock()
-        await asyncio.gather(*(self.check(n) for n in list(self._fleet.nodes.values())))
+        nodes = self._fleet.nodes
+        if len(self._seen) > len(nodes):  # a reload removed or replaced some
+            self._seen = {n: s for n, s in self._seen.items() if nodes.get(n.name) is n}
+        await asyncio.gather(*(self.check(n) for n in list(nodes.values())))
 
     async def refresh(self) -> None:
         """One more round now, unless one ran within `refresh_min_interval_s`."""

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from functools import lru_cache
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from router.config import RoutingConfig
 from router.fleet import NodeState
@@ -29,6 +32,10 @@ PS_PATH = "/api/ps"
 MAX_LINE_BYTES = 16 * 1024 * 1024
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|z|[+-]\d\d:\d\d)?$")
+# An /api/ps entry's `expires_at` moves after every request the node serves (and jitters in the
+# emulator); the fingerprint leaves it out, as routing only reads the names.
+_EXPIRES_AT = re.compile(rb'"expires_at":"[^"]*"')
+_T = TypeVar("_T")
 
 
 class Outcome(StrEnum):
@@ -120,6 +127,7 @@ class Upstream:
         self._timeout = aiohttp.ClientTimeout(
             total=routing.request_timeout_s, sock_connect=routing.connect_timeout_s
         )
+        self._probe_timeout = aiohttp.ClientTimeout()
 
     async def open(
         self, node: NodeState, path: str, payload: bytes, request_id: str
@@ -142,40 +150,99 @@ class Upstream:
             resp.release()
         raise _status_error(resp.status, body, node)
 
-    async def _models(self, node: NodeState, path: str, timeout_s: float) -> list[Any] | None:
-        """The `models` list of `/api/tags` or `/api/ps` (None if the answer has none)."""
+    async def _get(self, node: NodeState, path: str, timeout_s: float) -> bytes:
+        """The body of a 200 answer to GET `path`."""
+        timeout = self._probe_timeout
+        if timeout.total != timeout_s:
+            # aiohttp's own timer, not asyncio.timeout around it: a health round is thousands
+            # of these; not rounded up to whole seconds (aiohttp does that from 5 s up).
+            timeout = self._probe_timeout = aiohttp.ClientTimeout(
+                total=timeout_s, ceil_threshold=float("inf")
+            )
         try:
-            async with asyncio.timeout(timeout_s):
-                async with self._session.get(node.config.url + path) as resp:
-                    body = await resp.read()
+            async with self._session.get(_url(node.config.url, path), timeout=timeout) as resp:
+                body = await resp.read()
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _from_exception(exc, node) from exc
         if resp.status != 200:
             raise _status_error(resp.status, body, node)
-        models = _parse_line(body, node).get("models")
-        return models if isinstance(models, list) else None
+        return body
 
-    async def tags(self, node: NodeState, timeout_s: float) -> dict[str, int]:
-        """The node's installed models (canonical name → created unix s) from `/api/tags`."""
-        models = await self._models(node, TAGS_PATH, timeout_s)
-        if models is None:
-            raise UpstreamError(
-                Outcome.PROTOCOL_ERROR, f"node {node.name}: /api/tags has no models list"
-            )
-        return {
-            canonical(item["name"]): _unix(item.get("modified_at"))
-            for item in models
-            if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]
-        }
+    async def tags(
+        self, node: NodeState, timeout_s: float, last: Listing[dict[str, int]] | None = None
+    ) -> Listing[dict[str, int]]:
+        """The node's installed models (canonical name → created unix s) from `/api/tags`;
+        `last` itself when the answer is the same as the one `last` was parsed from."""
+        body = await self._get(node, TAGS_PATH, timeout_s)
+        seen = tags_fingerprint(body)
+        if last is not None and last.fingerprint == seen:
+            return last
+        return Listing(seen, parse_tags(body, node))
 
-    async def loaded(self, node: NodeState, timeout_s: float) -> frozenset[str]:
-        """The models loaded in the node's memory (canonical names) from `/api/ps`."""
-        models = await self._models(node, PS_PATH, timeout_s)
-        return frozenset(
-            canonical(item["name"])
-            for item in models or ()
-            if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]
+    async def loaded(
+        self, node: NodeState, timeout_s: float, last: Listing[frozenset[str]] | None = None
+    ) -> Listing[frozenset[str]]:
+        """The models loaded in the node's memory (canonical names) from `/api/ps`; `last`
+        itself when the answer is the same as the one `last` was parsed from."""
+        body = await self._get(node, PS_PATH, timeout_s)
+        seen = ps_fingerprint(body)
+        if last is not None and last.fingerprint == seen:
+            return last
+        return Listing(seen, parse_loaded(body, node))
+
+
+@lru_cache(maxsize=16384)
+def _url(base: str, path: str) -> URL:
+    # yarl keeps only its last 128 parsed URLs: a health round over more nodes parsed each again.
+    return URL(base + path)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[_T]):
+    """A parsed `/api/tags` or `/api/ps` answer and the fingerprint of the body it came from.
+
+    A node answers the same bytes round after round; parsing them was most of a health check's
+    CPU (issue #5, S5: ~45 % of the router's time at idle with 50 models per node)."""
+
+    fingerprint: tuple[int, int]
+    value: _T
+
+
+def tags_fingerprint(body: bytes) -> tuple[int, int]:
+    # Python's hash of bytes is SipHash with a per-process random key, ~5 µs for 20 KB: equal
+    # fingerprints of different answers are as unlikely as they are impossible to aim for.
+    return len(body), hash(body)
+
+
+def ps_fingerprint(body: bytes) -> tuple[int, int]:
+    return tags_fingerprint(_EXPIRES_AT.sub(b"", body))
+
+
+def _models(body: bytes, node: NodeState) -> list[Any] | None:
+    """The `models` list of `/api/tags` or `/api/ps` (None if the answer has none)."""
+    models = _parse_line(body, node).get("models")
+    return models if isinstance(models, list) else None
+
+
+def parse_tags(body: bytes, node: NodeState) -> dict[str, int]:
+    models = _models(body, node)
+    if models is None:
+        raise UpstreamError(
+            Outcome.PROTOCOL_ERROR, f"node {node.name}: /api/tags has no models list"
         )
+    return {
+        canonical(item["name"]): _unix(item.get("modified_at"))
+        for item in models
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]
+    }
+
+
+def parse_loaded(body: bytes, node: NodeState) -> frozenset[str]:
+    return frozenset(
+        canonical(item["name"])
+        for item in _models(body, node) or ()
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]
+    )
 
 
 def _parse_line(raw: bytes, node: NodeState) -> dict[str, Any]:

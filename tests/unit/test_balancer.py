@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from router.balancer import choose
+from router.balancer import SAMPLE_ABOVE, choose
 from router.config import NodeConfig
 from router.fleet import NodeState
 
@@ -138,3 +138,88 @@ def test_load_changes_move_traffic() -> None:
         picks.append(chosen.name)
     assert (a.in_flight, b.in_flight) == (4, 4)
     assert Counter(picks) == {"a": 4, "b": 4}
+
+
+# -- large candidate sets: power of two choices ----------------------------------------------
+def fleet_of(count: int, capacity: int = 4) -> list[NodeState]:
+    return [node(f"n{i}", capacity=capacity) for i in range(count)]
+
+
+def test_small_sets_stay_exact() -> None:
+    """Up to SAMPLE_ABOVE candidates every one is looked at: the single idle node always wins."""
+    for idle in range(SAMPLE_ABOVE):
+        nodes = [node(f"n{i}", in_flight=3) for i in range(SAMPLE_ABOVE)]
+        nodes[idle].in_flight = 0
+        rng = random.Random(idle)
+        assert {pick(nodes, rng) for _ in range(50)} == {f"n{idle}"}
+
+
+def test_large_sets_never_pick_an_excluded_node() -> None:
+    nodes = fleet_of(SAMPLE_ABOVE * 4)
+    rng = random.Random(7)
+    for size in (1, 5, len(nodes) // 2, len(nodes) - 1):
+        exclude = {n.name for n in rng.sample(nodes, size)}
+        picks = {pick(nodes, rng, exclude) for _ in range(500)}
+        assert not picks & exclude
+    # only one node left: found even when every draw misses it
+    keep = nodes[11].name
+    assert {pick(nodes, rng, {n.name for n in nodes} - {keep}) for _ in range(20)} == {keep}
+
+
+@pytest.mark.parametrize("count", [SAMPLE_ABOVE + 1, 1000], ids=["just-over", "thousand"])
+def test_large_sets_return_none_when_all_are_excluded(count: int) -> None:
+    nodes = fleet_of(count)
+    assert choose(nodes, exclude={n.name for n in nodes}, rng=random.Random(0)) is None
+
+
+def test_large_sets_spread_idle_traffic_evenly() -> None:
+    nodes = fleet_of(100)
+    rng = random.Random(20240607)
+    counts = Counter(pick(nodes, rng) for _ in range(40_000))
+    assert set(counts) == {n.name for n in nodes}
+    for name in counts:
+        assert 300 < counts[name] < 500, counts  # 400 each
+
+
+def test_large_sets_balance_held_requests() -> None:
+    """Requests that hold their slot: two choices keep the busiest node within two of the mean
+    (4), where one random choice (drawn from the same rng) overloads some node far more."""
+    nodes = fleet_of(200, capacity=8)
+    rng = random.Random(3)
+    blind: Counter[int] = Counter()
+    for _ in range(800):
+        chosen = choose(nodes, rng=rng)
+        assert chosen is not None
+        chosen.in_flight += 1
+        blind[rng.randrange(len(nodes))] += 1
+    assert max(n.in_flight for n in nodes) <= 6
+    assert max(blind.values()) >= 9
+    assert sum(n.in_flight for n in nodes) == 800
+
+
+def test_large_sets_never_pick_a_full_node_while_one_has_room() -> None:
+    nodes = fleet_of(300)
+    for n in nodes:
+        n.in_flight = 4
+    nodes[123].in_flight = 3
+    rng = random.Random(5)
+    assert {pick(nodes, rng) for _ in range(100)} == {"n123"}
+    nodes[123].in_flight = 9  # everyone full: the least over capacity
+    nodes[7].in_flight = 4
+    assert choose(nodes, rng=rng) in [n for n in nodes if n.in_flight == 4]
+
+
+def test_large_sets_counts_other_replicas_load() -> None:
+    nodes = fleet_of(50)
+    for n in nodes:
+        n.remote_in_flight = 4  # full through the other replicas
+    nodes[42].remote_in_flight = 1
+    assert pick(nodes, random.Random(9)) == "n42"
+
+
+def test_large_sets_same_seed_same_choices() -> None:
+    nodes = fleet_of(64)
+    rng_1, rng_2 = random.Random(11), random.Random(11)
+    seq_1 = [pick(nodes, rng_1) for _ in range(50)]
+    assert seq_1 == [pick(nodes, rng_2) for _ in range(50)]
+    assert len(set(seq_1)) > 30  # replayable, and not stuck on a few nodes

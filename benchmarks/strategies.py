@@ -367,6 +367,8 @@ def table(scenario: Scenario, outcomes: Sequence[Outcome], requests: int) -> str
             f"{_ms(pct(o.ttfts, 99))} | {o.failed} |"
         )
     by = {o.strategy: o for o in outcomes}
+    if "cost_aware" not in by or "round_robin" not in by:
+        return "\n".join(lines)
     cost, rr = pct(by["cost_aware"].latencies, 99), pct(by["round_robin"].latencies, 99)
     won = cost is not None and rr is not None and cost < rr
     lines += [
@@ -385,6 +387,7 @@ async def main(
     routing: RoutingConfig,
     affinity_mode: str = "split",
     emit: Callable[[str], None] = print,
+    strategies: Sequence[str] = STRATEGIES,
 ) -> list[tuple[Scenario, list[Outcome]]]:
     # --quick: 2 s of the workload on a clock (and nodes) 10x faster; checks it runs, not speed
     window, scale = (2.0, 0.1) if quick else (12.0, 1.0)
@@ -396,7 +399,7 @@ async def main(
         schedule = _scaled(scenario.make(random.Random(seed), window), scale)
         requests = sum(len(c.turns) for c in schedule)
         outcomes = []
-        for strategy in STRATEGIES:
+        for strategy in strategies:
             affinity = (
                 strategy == "cost_aware" if affinity_mode == "split" else affinity_mode == "on"
             )
@@ -406,6 +409,33 @@ async def main(
         emit(table(scenario, outcomes, requests) + "\n")
         results.append((scenario, outcomes))
     return results
+
+
+def summary(runs: Sequence[tuple[int, list[tuple[Scenario, list[Outcome]]]]]) -> str:
+    """cost_aware vs round_robin p99 per scenario over seeds: the verdict with its spread."""
+    seeds = [seed for seed, _ in runs]
+    lines = [
+        "### p99 latency, cost_aware vs round_robin, per seed (ms)",
+        "",
+        "| scenario | " + " | ".join(f"seed {s}" for s in seeds) + " | cost_aware lower |",
+        "|---|" + "---:|" * len(seeds) + ":---:|",
+    ]
+    names = [sc.name for sc, _ in runs[0][1]]
+    for name in names:
+        cells, wins = [], 0
+        for _, results in runs:
+            by = {o.strategy: o for sc, outs in results if sc.name == name for o in outs}
+            cost, rr = pct(by["cost_aware"].latencies, 99), pct(by["round_robin"].latencies, 99)
+            wins += cost is not None and rr is not None and cost < rr
+            cells.append(f"{_ms(cost)} vs {_ms(rr)}")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {wins}/{len(runs)} |")
+    return "\n".join(lines)
+
+
+async def main_seeds(seeds: Sequence[int], **kw: Any) -> None:
+    runs = [(seed, await main(seed=seed, **kw)) for seed in seeds]
+    if len(runs) > 1 and {"cost_aware", "round_robin"} <= set(kw.get("strategies", STRATEGIES)):
+        kw.get("emit", print)(summary(runs))
 
 
 if __name__ == "__main__":
@@ -418,6 +448,14 @@ if __name__ == "__main__":
         "--quick", action="store_true", help="2 s of arrivals at 10x speed per scenario"
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="run seeds --seed .. --seed+N-1; print a summary"
+    )
+    parser.add_argument(
+        "--strategies",
+        default=",".join(STRATEGIES),
+        help="comma-separated subset of " + ", ".join(STRATEGIES),
+    )
     parser.add_argument("--scenario", action="append", default=[], help="run only this one")
     # The emulated nodes load a model in 0.5-2 s, so the fleet file says so, as an operator's
     # would (routing.cold_load_s; the shipped default, 10 s, is for real multi-GB models).
@@ -431,10 +469,14 @@ if __name__ == "__main__":
     args = parser.parse_args()
     routing = RoutingConfig(cold_load_s=args.cold_load_s, request_timeout_s=REQUEST_TIMEOUT_S)
     started = time.monotonic()
+    chosen = [name for name in args.strategies.split(",") if name]
+    if unknown := set(chosen) - set(STRATEGIES):
+        parser.error(f"unknown strategies: {', '.join(sorted(unknown))}")
     asyncio.run(
-        main(
+        main_seeds(
+            range(args.seed, args.seed + args.seeds),
+            strategies=chosen,
             quick=args.quick,
-            seed=args.seed,
             only=args.scenario,
             affinity_mode=args.affinity,
             routing=routing,

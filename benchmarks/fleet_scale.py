@@ -31,11 +31,14 @@ from benchmarks.loadgen import LoadSpec
 from benchmarks.procs import Proc, Sampler, running
 from benchmarks.scenarios import Run, measure_aiohttp
 from benchmarks.stats import Measure
+from router.admission import AdmissionQueue
+from router.affinity import AffinityRing
 from router.balancer import choose
 from router.config import NodeConfig
 from router.emulator import EmulatorConfig, Faults, NodeStats
 from router.emulator.state import NodeState as EmulatorNodeState
 from router.fleet import Fleet, NodeState
+from router.local_slots import QueuedSlots, _Waiting
 from router.scoring import SpeedStats
 from router.strategies import CostAware
 from router.upstream import parse_tags, ps_fingerprint, tags_fingerprint
@@ -82,6 +85,32 @@ def _decisions(candidates: tuple[NodeState, ...], model: str, tried: str) -> dic
         out[f"choose_{label}_us"] = _per_call_us(least_loaded, 2000)
         out[f"cost_aware_{label}_us"] = _per_call_us(default, 200)
     for node in candidates:
+        node.in_flight = 0
+    return out
+
+
+def _slot_decisions(fleet: Fleet, model: str) -> dict[str, float]:
+    """The whole decision a request makes with the shipped defaults, µs: `QueuedSlots` with
+    the cost-aware strategy and the affinity ring, taking a slot and giving it back, for a
+    request without a conversation key and for a later turn of a known conversation."""
+    rng = random.Random(2)
+    stats = SpeedStats()
+    for node in fleet.candidates(model):
+        stats.observe(node.name, model, ttft_s=0.2, tokens=128, decode_s=128 / 40)
+    queue = AdmissionQueue(max_depth=1024, timeout_s=30.0, clock=time.monotonic)
+    slots = QueuedSlots(fleet, CostAware(stats), rng, queue, AffinityRing())
+    for node in fleet.candidates(model):
+        node.in_flight = rng.randrange(0, 4)
+    out: dict[str, float] = {}
+    for label, session in (("single", None), ("conversation", "session:bench")):
+
+        def decide(session: str | None = session) -> None:
+            lease = slots._try_take(model, (), session, None, _Waiting())
+            assert lease is not None
+            lease.release()
+
+        out[f"slots_{label}_us"] = _per_call_us(decide, 500)
+    for node in fleet.candidates(model):
         node.in_flight = 0
     return out
 
@@ -135,6 +164,7 @@ def micro(nodes: int = 1000, models: int = 50) -> dict[str, Any]:
 
     candidates = fleet.candidates("model-0:latest")
     decisions = _decisions(candidates, "model-0:latest", configs[0].name)
+    decisions |= _slot_decisions(fleet, "model-0:latest")
 
     emu = EmulatorNodeState(EmulatorConfig(models=tuple(names)), Faults(), NodeStats())
     body, ps_body = emu.tags_body, emu.ps_body()

@@ -173,6 +173,16 @@ def _s5_micro_rows(m: dict[str, Any]) -> list[list[str]]:
         ("`CostAware` (random loads 0-3)", "cost_aware_busy_us", "{:.1f} µs"),
         ("`CostAware` (random loads, exclude 1 tried)", "cost_aware_exclude_us", "{:.1f} µs"),
         (
+            "whole decision as shipped (`QueuedSlots`: cost-aware + affinity), no conversation",
+            "slots_single_us",
+            "{:.1f} µs",
+        ),
+        (
+            "whole decision as shipped, a later turn of a known conversation",
+            "slots_conversation_us",
+            "{:.1f} µs",
+        ),
+        (
             "health round, steady (`mark_healthy` x nodes, equal model maps)",
             "steady_round_ms",
             "{:.2f} ms",

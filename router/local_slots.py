@@ -11,6 +11,7 @@ else the routing strategy's pick (cost-aware by default).
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Collection, Sequence
 
@@ -32,13 +33,18 @@ def _give_back(lease: Lease) -> None:
     lease.release()
 
 
-class _Waiting:
-    """The node a queued request waits for, if cost-aware choice picked a full one."""
+HOME_WAIT_SHARE = 0.5  # of a warm cache's saving a conversation waits for, with no line
 
-    __slots__ = ("node",)
+
+class _Waiting:
+    """A request's place in line (a ticket, once it had to wait) and the node it waits for,
+    if cost-aware choice picked a full one."""
+
+    __slots__ = ("node", "ticket")
 
     def __init__(self) -> None:
         self.node: str | None = None
+        self.ticket: int | None = None
 
 
 class QueuedSlots:
@@ -53,12 +59,12 @@ class QueuedSlots:
         self._fleet, self._chooser, self._rng = fleet, chooser, rng
         self.queue, self._ring = queue, ring
         self._waiting_for: Counter[str] = Counter()  # node → queued requests waiting for it
+        self._tickets: list[int] = []  # of the requests waiting, ascending: the line's order
+        self._next_ticket = 0
         fleet.on_capacity = queue.notify  # a node joined rotation: waiters may run now
         # Cost-aware choice may prefer to wait for a full fast node over a free slow one; the
         # other strategies take any free node.
         self._cost = chooser if isinstance(chooser, CostAware) else None
-        if self._cost is not None:
-            self._cost.backlog = lambda: queue.depth
 
     async def take(
         self,
@@ -81,6 +87,21 @@ class QueuedSlots:
             )
         finally:
             self._wait_for(waiting, None)
+            if waiting.ticket is not None:
+                at = bisect_left(self._tickets, waiting.ticket)
+                del self._tickets[at]
+
+    def _ahead(self, waiting: _Waiting) -> int:
+        """Requests that began waiting before this one (all of them, if it has not yet)."""
+        if waiting.ticket is None:
+            return len(self._tickets)
+        return bisect_left(self._tickets, waiting.ticket)
+
+    def _in_line(self, waiting: _Waiting) -> None:
+        if waiting.ticket is None:
+            waiting.ticket = self._next_ticket
+            self._next_ticket += 1
+            self._tickets.append(waiting.ticket)
 
     def _wait_for(self, waiting: _Waiting, node: str | None) -> None:
         """Count the request as waiting for `node` (None: for no node in particular)."""
@@ -107,6 +128,7 @@ class QueuedSlots:
             if _load(candidate) < candidate.capacity and candidate.name not in exclude:
                 break
         else:  # every node is full: no strategy could place it (cheap, for deep queues)
+            self._in_line(waiting)
             return None
         ring = self._ring if session is not None else None
         # The conversation's node: where its last turn ran (its prompt cache), else its place
@@ -130,12 +152,14 @@ class QueuedSlots:
             if node is None or _load(node) >= node.capacity:
                 # the best node is full: wait for it (or for the backlog to grow)
                 self._wait_for(waiting, None if node is None else node.name)
+                self._in_line(waiting)
                 return None
         elif home is not None:
             node = home
         else:
             free = [n for n in candidates if _load(n) < n.capacity and n.name not in exclude]
             if not free:
+                self._in_line(waiting)
                 return None
             picked = self._chooser(free, model=model, exclude=(), rng=self._rng)
             if picked is None:
@@ -164,7 +188,9 @@ class QueuedSlots:
             live.append(home)
         if not live:
             return None
-        costs = chooser.costs(live, model, max_tokens)
+        # A full node's wait counts the requests ahead of this one in line, not the whole
+        # line: the head of a long line waits for a fast node, one far back takes a slow one.
+        costs = chooser.costs(live, model, max_tokens, ahead=self._ahead(waiting))
         best = chooser.best(live, costs, self._rng)
         if home is None or home is best:
             return best
@@ -176,9 +202,15 @@ class QueuedSlots:
             home_cost = chooser.costs(
                 [home], model, max_tokens, queue_weight=1.0, waiting_for=ahead
             )[0]
+            # A wait is a guess, and a miss costs one prompt once (the chat then follows the
+            # turn): with nobody else in line, wait for at most half what a hit saves. With a
+            # line, a hit also frees the node sooner for the others: wait up to all of it.
+            share = 1.0 if len(self._tickets) > (waiting.ticket is not None) else HOME_WAIT_SHARE
+            saving = share * chooser.prompt_s(home, model)
         else:
             home_cost = costs[live.index(home)]
-        if home_cost <= costs[live.index(best)] + chooser.prompt_s(home, model):
+            saving = chooser.prompt_s(home, model)
+        if home_cost <= costs[live.index(best)] + saving:
             return home
         return best
 

@@ -110,7 +110,7 @@ class CostAware:
     or 2,000, and k = 8 of a large fleet almost always holds one of its best nodes.
     """
 
-    __slots__ = ("backlog", "loaded", "policy", "stats", "tie")
+    __slots__ = ("loaded", "policy", "stats", "tie")
 
     def __init__(
         self,
@@ -121,9 +121,6 @@ class CostAware:
         tie: float = 0.01,
     ) -> None:
         self.stats, self.loaded, self.policy, self.tie = stats, loaded, policy, tie
-        # Requests already waiting for a slot (the admission queue): a full node's wait grows
-        # with them, so past some backlog a free slower node finishes sooner.
-        self.backlog: Callable[[], int] | None = None
 
     def __call__(
         self,
@@ -157,11 +154,12 @@ class CostAware:
         *,
         queue_weight: float | None = None,
         waiting_for: Mapping[str, int] | None = None,
+        ahead: int | None = None,
     ) -> list[float]:
         """Expected completion time (s) of one more request for `model` on each node; a full
         node's wait is scaled by `queue_weight` (default: the policy's) and grows by the
-        requests known to be waiting for it (`waiting_for`), else by its share of the whole
-        admission queue."""
+        requests known to be waiting for it (`waiting_for`), else by its share of the requests
+        ahead of this one in the admission queue (`ahead`)."""
         policy, loaded, stats = self.policy, self.loaded, self.stats
         speeds = [stats.estimate(n.name, model) for n in live]
         ttft_fb, rate_fb = policy.default_ttft_s, policy.default_tokens_per_s
@@ -176,7 +174,7 @@ class CostAware:
         loads: list[float] = [n.in_flight + n.remote_in_flight for n in live]
         if waiting_for is not None:
             loads = [load + waiting_for.get(n.name, 0) for n, load in zip(live, loads, strict=True)]
-        waiting = self.backlog() if waiting_for is None and self.backlog is not None else 0
+        waiting = ahead if waiting_for is None and ahead is not None else 0
         if waiting:  # shared among the full nodes by capacity: they are where it waits
             full = sum(
                 n.capacity for n, load in zip(live, loads, strict=True) if load >= n.capacity

@@ -206,10 +206,14 @@ class Dispatcher:
                                     Outcome.PROTOCOL_ERROR,
                                     f"node {node.name} ended the answer early",
                                 )
+                    reusable = await reader.end()
                 except BaseException:
                     opened.response.close()
                     raise
-                opened.response.release()  # read to the end: keep the connection alive
+                if reusable:  # read to the end: keep the connection alive
+                    opened.response.release()
+                else:
+                    opened.response.close()
                 ctx.upstream_s += self.clock() - started
             assert gathered.done is not None
             self.completed(node, model, gathered.done)
@@ -251,12 +255,16 @@ class OpenStream:
 
     async def aclose(self, *, completed: bool) -> None:
         """Free the slot; unless the stream completed, close the connection so the node stops
-        generating (a finished one goes back to the keep-alive pool)."""
-        if completed:
-            self.opened.response.release()
-        else:
-            self.opened.response.close()
+        generating (a finished one goes back to the keep-alive pool once its body has ended)."""
         self.lease.release()
+        reusable = False
+        try:
+            reusable = completed and await self.opened.reader.end()
+        finally:
+            if reusable:
+                self.opened.response.release()
+            else:
+                self.opened.response.close()
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -157,6 +157,7 @@ async def _relay(
         if first_at and usage.completion_tokens > 1:
             ctx.tpot_s = (clock() - first_at) / (usage.completion_tokens - 1)
         await response.write(pending + tail)
+        await response.write_eof()  # the client is done before the node's body is drained
     except UpstreamError as exc:
         ctx.error = exc.outcome.value
         dispatcher.record_failure(node, exc)

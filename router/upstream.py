@@ -27,6 +27,9 @@ PS_PATH = "/api/ps"
 # Ollama's own client reads lines of up to 8 MB (generate's `context` can be huge); aiohttp's
 # default line limit is 512 KiB (api-reference.md pitfall 9).
 MAX_LINE_BYTES = 16 * 1024 * 1024
+# After the done line the body's end (chunked terminator) is normally already on its way; a
+# connection released before it arrives is closed instead of reused, so it is waited for, briefly.
+END_WAIT_S = 0.5
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|z|[+-]\d\d:\d\d)?$")
 
@@ -241,3 +244,23 @@ class LineReader:
 
     def parse(self, raw: bytes) -> dict[str, Any]:
         return _parse_line(raw, self.node)
+
+    async def end(self, timeout_s: float = END_WAIT_S) -> bool:
+        """After the done line: True once the body has ended with nothing more in it, so the
+        connection can go back to the pool; False (close it) on anything else or no end in time.
+
+        Without this wait a response released a moment before its terminator arrives has its
+        connection closed, and the next request pays for a new one (most requests at c=1)."""
+        content = self._resp.content
+        if self._partial.strip():
+            return False
+        if content.at_eof():
+            return True
+        try:
+            async with asyncio.timeout(timeout_s):
+                while chunk := await content.readany():
+                    if chunk.strip():
+                        return False
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return False
+        return True

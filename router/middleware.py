@@ -20,7 +20,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from router.context import CTX, RequestContext
 from router.errors import JarvisError, Unauthorized, error_body, to_openai_error
-from router.logs import REQUEST_LOGGER, request_fields
+from router.logs import REQUEST_LOGGER, RequestLog, request_fields
 from router.state import RouterState
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ def _is_open(path: str, state: RouterState) -> bool:
 def make_middleware(state: RouterState) -> Middleware:
     # Keys and config are read from `state` per request: a reload swaps them.
     clock, metrics = state.clock, state.metrics
+    request_lines = RequestLog(request_log)
 
     @web.middleware
     async def jarvis(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -118,7 +119,7 @@ def make_middleware(state: RouterState) -> Middleware:
             end = clock()
             metrics.observe(ctx, end)
             if state.config.logging.access_log and request_log.isEnabledFor(logging.INFO):
-                request_log.info("request", extra=request_fields(ctx, end))
+                request_lines.write(request_fields(ctx, end))
         if not response.prepared:
             response.headers["X-Request-ID"] = ctx.request_id
         return response

@@ -193,10 +193,10 @@ class Dispatcher:
                     done = gathered.feed(opened.first)
                     raws = opened.rest
                     while not done:
-                        for raw in raws:
-                            if gathered.feed(reader.parse(raw)):
-                                done = True
-                                break
+                        lines, failure = reader.parse_lines(raws)
+                        if failure is not None:
+                            raise failure
+                        done = gathered.feed_all(lines)
                         if ctx.ttft_s is None and gathered.started:
                             ctx.ttft_s = self.clock() - ctx.start
                         if not done:

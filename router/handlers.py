@@ -124,31 +124,34 @@ async def _relay(
         await response.prepare(request)  # the commit point: from here nothing is replayed
         ctx.status, ctx.committed = 200, True
         reader, line = opened.opened.reader, opened.opened.first
-        out, first_at = [encoder.start(), encoder.feed(line)], 0.0
-        raws = opened.opened.rest
-        while not line.get("done"):
+        start = encoder.start()  # the role chunk (chat) comes before any token
+        lines, out, first_at = [line], [start] if start else [], 0.0
+        raws = [] if line.get("done") else opened.opened.rest
+        while True:
             # Everything that has arrived becomes one write (one orjson parse per line).
-            for raw in raws:
-                line = reader.parse(raw)
-                out.append(encoder.feed(line))
-                if line.get("done"):
-                    break
-            if not first_at and any(out[1:]):
+            failure = None
+            if raws:
+                parsed, failure = reader.parse_lines(raws)
+                lines += parsed
+            before = len(out)
+            encoder.feed_all(lines, out)
+            if not first_at and len(out) > before:
                 first_at = clock()
                 ctx.ttft_s = first_at - ctx.start
-            if line.get("done"):
+            if failure is not None:
+                raise failure
+            if lines and lines[-1].get("done"):
+                line = lines[-1]
                 break
-            if len(out) > 1 or out[0]:
+            if out:
                 await response.write(b"".join(out))
-                out = [b""]
+                out = []
             raws = await reader.lines(gap_s)
             if not raws:  # a stream that ends without done:true failed (pitfall 3)
                 raise UpstreamError(
                     Outcome.PROTOCOL_ERROR, f"node {node.name} ended the stream early"
                 )
-        if not first_at and any(out[1:]):  # the whole answer came at once
-            first_at = clock()
-            ctx.ttft_s = first_at - ctx.start
+            lines = []
         pending = b"".join(out)
         tail, usage = encoder.finish(line)
         completed = True  # the node's part is done, whether or not the client reads the tail

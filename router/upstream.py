@@ -185,13 +185,25 @@ def _parse_line(raw: bytes, node: NodeState) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name} sent invalid JSON") from exc
-    if not isinstance(data, dict):
-        raise UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name} sent a non-object line")
+        raise _invalid_json(node) from exc
+    if type(data) is not dict:
+        raise _not_an_object(node)
     error = data.get("error")
     if error:  # Ollama's mid-stream failure: an error line and no done line (pitfall 3)
-        raise UpstreamError(Outcome.STREAM_ERROR, f"node {node.name} failed: {error}")
+        raise _error_line(node, error)
     return data
+
+
+def _invalid_json(node: NodeState) -> UpstreamError:
+    return UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name} sent invalid JSON")
+
+
+def _not_an_object(node: NodeState) -> UpstreamError:
+    return UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name} sent a non-object line")
+
+
+def _error_line(node: NodeState, error: object) -> UpstreamError:
+    return UpstreamError(Outcome.STREAM_ERROR, f"node {node.name} failed: {error}")
 
 
 def _unix(stamp: object) -> int:
@@ -220,12 +232,18 @@ class LineReader:
         self._resp, self.node, self._partial = resp, node, b""
 
     async def lines(self, timeout_s: float | None) -> list[bytes]:
-        """The complete lines that have arrived (at least one), or [] at the end of the body."""
+        """The complete lines that have arrived (at least one), or [] at the end of the body.
+        What is already buffered is taken without a timer; the wait for more has `timeout_s`."""
         content = self._resp.content
         while True:
             try:
-                async with asyncio.timeout(timeout_s):
-                    chunk = await content.readany()
+                chunk = content.read_nowait()
+                if not chunk and not content.is_eof():
+                    if timeout_s is None:
+                        chunk = await content.readany()
+                    else:
+                        async with asyncio.timeout(timeout_s):
+                            chunk = await content.readany()
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 raise _from_exception(exc, self.node) from exc
             if not chunk:
@@ -238,12 +256,33 @@ class LineReader:
                     Outcome.PROTOCOL_ERROR,
                     f"node {self.node.name} sent a line over {MAX_LINE_BYTES} bytes",
                 )
-            complete = [line for line in lines if line.strip()]
+            complete = [line for line in lines if line and not line.isspace()]
             if complete:
                 return complete
 
     def parse(self, raw: bytes) -> dict[str, Any]:
         return _parse_line(raw, self.node)
+
+    def parse_lines(self, raws: list[bytes]) -> tuple[list[dict[str, Any]], UpstreamError | None]:
+        """`raws` parsed, up to and including a done line (what follows it is not read). A bad
+        line ends the list and comes back as the error: the lines before it still count.
+        One call per read rather than per line: a 64-token burst is 64 lines (issue 5)."""
+        out: list[dict[str, Any]] = []
+        loads = orjson.loads
+        for raw in raws:
+            try:
+                line = loads(raw)
+            except orjson.JSONDecodeError:
+                return out, _invalid_json(self.node)
+            if type(line) is not dict:
+                return out, _not_an_object(self.node)
+            error = line.get("error")
+            if error:
+                return out, _error_line(self.node, error)
+            out.append(line)
+            if line.get("done"):
+                break
+        return out, None
 
     async def end(self, timeout_s: float = END_WAIT_S) -> bool:
         """After the done line: True once the body has ended with nothing more in it, so the

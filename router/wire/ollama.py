@@ -52,6 +52,11 @@ class Gathered:
             return True
         return False
 
+    def feed_all(self, lines: list[dict[str, Any]]) -> bool:
+        """`feed` each line; True when one was the done line."""
+        feed = self.feed
+        return any(feed(line) for line in lines)
+
     def chat(self) -> dict[str, Any]:
         """The `/api/chat` answer as `stream: false` would have given it."""
         body = dict(self.done or {})

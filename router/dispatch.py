@@ -206,14 +206,10 @@ class Dispatcher:
                                     Outcome.PROTOCOL_ERROR,
                                     f"node {node.name} ended the answer early",
                                 )
-                    reusable = await reader.end()
                 except BaseException:
                     opened.response.close()
                     raise
-                if reusable:  # read to the end: keep the connection alive
-                    opened.response.release()
-                else:
-                    opened.response.close()
+                reader.finish()  # read to the end: keep the connection alive
                 ctx.upstream_s += self.clock() - started
             assert gathered.done is not None
             self.completed(node, model, gathered.done)
@@ -224,7 +220,7 @@ class Dispatcher:
     async def open_stream(
         self, ctx: RequestContext, model: str, path: str, payload: bytes
     ) -> OpenStream:
-        """An open stream whose first line has arrived; the caller must `aclose()` it."""
+        """An open stream whose first line has arrived; the caller must `close()` it."""
 
         async def attempt_on(lease: Lease) -> OpenStream:
             try:
@@ -253,18 +249,14 @@ class OpenStream:
     lease: Lease
     opened: Opened
 
-    async def aclose(self, *, completed: bool) -> None:
+    def close(self, *, completed: bool) -> None:
         """Free the slot; unless the stream completed, close the connection so the node stops
         generating (a finished one goes back to the keep-alive pool once its body has ended)."""
+        if completed:
+            self.opened.reader.finish()
+        else:
+            self.opened.response.close()
         self.lease.release()
-        reusable = False
-        try:
-            reusable = completed and await self.opened.reader.end()
-        finally:
-            if reusable:
-                self.opened.response.release()
-            else:
-                self.opened.response.close()
 
 
 def _retryable(exc: BaseException) -> bool:

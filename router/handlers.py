@@ -160,7 +160,6 @@ async def _relay(
         if first_at and usage.completion_tokens > 1:
             ctx.tpot_s = (clock() - first_at) / (usage.completion_tokens - 1)
         await response.write(pending + tail)
-        await response.write_eof()  # the client is done before the node's body is drained
     except UpstreamError as exc:
         ctx.error = exc.outcome.value
         dispatcher.record_failure(node, exc)
@@ -174,7 +173,7 @@ async def _relay(
         _client_left(state, ctx, node.name, completed)
     finally:
         ctx.upstream_s = clock() - ctx.start
-        await opened.aclose(completed=completed)
+        opened.close(completed=completed)
     return response
 
 

@@ -28,7 +28,7 @@ PS_PATH = "/api/ps"
 # default line limit is 512 KiB (api-reference.md pitfall 9).
 MAX_LINE_BYTES = 16 * 1024 * 1024
 # After the done line the body's end (chunked terminator) is normally already on its way; a
-# connection released before it arrives is closed instead of reused, so it is waited for, briefly.
+# connection released before it arrives is closed instead of reused (LineReader.finish).
 END_WAIT_S = 0.5
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|z|[+-]\d\d:\d\d)?$")
@@ -284,22 +284,17 @@ class LineReader:
                 break
         return out, None
 
-    async def end(self, timeout_s: float = END_WAIT_S) -> bool:
-        """After the done line: True once the body has ended with nothing more in it, so the
-        connection can go back to the pool; False (close it) on anything else or no end in time.
-
-        Without this wait a response released a moment before its terminator arrives has its
-        connection closed, and the next request pays for a new one (most requests at c=1)."""
-        content = self._resp.content
-        if self._partial.strip():
-            return False
-        if content.at_eof():
-            return True
-        try:
-            async with asyncio.timeout(timeout_s):
-                while chunk := await content.readany():
-                    if chunk.strip():
-                        return False
-        except (aiohttp.ClientError, OSError, TimeoutError):
-            return False
-        return True
+    def finish(self) -> None:
+        """After the done line: the connection goes back to the keep-alive pool as soon as the
+        body has ended, which is normally at once or a moment later (its chunked terminator may
+        come in the next segment). aiohttp hands a connection back itself at the end of the
+        body; `release()` before that end would close it instead, and every request would pay
+        for a new connection (most requests at c=1). A body not ended `END_WAIT_S` after the
+        done line is closed. Nothing here waits."""
+        resp = self._resp
+        content = resp.content
+        if content.is_eof():
+            resp.release()
+            return
+        guard = asyncio.get_running_loop().call_later(END_WAIT_S, resp.close)
+        content.on_eof(guard.cancel)

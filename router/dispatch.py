@@ -65,7 +65,7 @@ class Dispatcher:
                 )
             node = lease.node
             if tried:
-                self.metrics.failovers.labels(ctx.model_label).inc()
+                self.metrics.count_failover(ctx.model_label)
             tried.add(node.name)
             ctx.node, ctx.attempts = node.name, ctx.attempts + 1
             try:
@@ -115,7 +115,7 @@ class Dispatcher:
 
     def record_failure(self, node: NodeState, exc: UpstreamError) -> None:
         """Count a failed attempt; the node's faults feed its circuit breaker."""
-        self.metrics.upstream.labels(node.name, exc.outcome.value).inc()
+        self.metrics.count_upstream(node.name, exc.outcome.value)
         if exc.outcome in NODE_FAULT:
             self.fleet.record_failure(node)
         if exc.outcome in NODE_DOWN:
@@ -124,7 +124,7 @@ class Dispatcher:
     def completed(self, node: NodeState, model: str, done: dict[str, Any]) -> None:
         """A generation finished: the node is well, and its own timings teach the cost model
         (prompt and decode durations exclude queueing and loading, which it models itself)."""
-        self.metrics.upstream.labels(node.name, Outcome.OK.value).inc()
+        self.metrics.count_upstream(node.name, Outcome.OK.value)
         self.fleet.record_success(node)
         prompt_ns, eval_ns = done.get("prompt_eval_duration"), done.get("eval_duration")
         self.speeds.observe(

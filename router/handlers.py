@@ -59,7 +59,8 @@ async def _route_model(state: RouterState, ctx: RequestContext, requested: str) 
 def _json(body: bytes, ctx: RequestContext, state: RouterState) -> web.Response:
     own_ms = (state.clock() - ctx.start - ctx.upstream_s) * 1000
     timing = f"upstream;dur={ctx.upstream_s * 1000:.2f}, router;dur={own_ms:.2f}"
-    return web.Response(body=body, content_type=JSON, headers={"Server-Timing": timing})
+    headers = {"Content-Type": JSON, "Server-Timing": timing, "X-Request-ID": ctx.request_id}
+    return web.Response(body=body, headers=headers)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -180,7 +181,7 @@ async def _relay(
 def _client_left(state: RouterState, ctx: RequestContext, node: str, completed: bool) -> None:
     ctx.client_disconnected, ctx.status = True, 499
     if not completed:  # a client cancel is never the node's fault: no breaker, no health mark
-        state.metrics.upstream.labels(node, Outcome.CLIENT_CANCELLED.value).inc()
+        state.metrics.count_upstream(node, Outcome.CLIENT_CANCELLED.value)
 
 
 async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import yarl
 
 from router.config import RoutingConfig
 from router.fleet import NodeState
@@ -123,6 +124,15 @@ class Upstream:
         self._timeout = aiohttp.ClientTimeout(
             total=routing.request_timeout_s, sock_connect=routing.connect_timeout_s
         )
+        # Parsed once per node and path: aiohttp would parse the URL string on every request.
+        self._urls: dict[tuple[str, str], yarl.URL] = {}
+
+    def _url(self, node: NodeState, path: str) -> yarl.URL:
+        key = (node.config.url, path)
+        url = self._urls.get(key)
+        if url is None:
+            url = self._urls[key] = yarl.URL(node.config.url + path)
+        return url
 
     async def open(
         self, node: NodeState, path: str, payload: bytes, request_id: str
@@ -131,7 +141,7 @@ class Upstream:
         headers = {**_JSON_HEADERS, "X-Request-ID": request_id}
         try:
             resp = await self._session.post(
-                node.config.url + path, data=payload, headers=headers, timeout=self._timeout
+                self._url(node, path), data=payload, headers=headers, timeout=self._timeout
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _from_exception(exc, node) from exc

@@ -122,8 +122,14 @@ class Dispatcher:
             self.fleet.mark_unhealthy(node.name, exc.message)
 
     def completed(self, node: NodeState, model: str, done: dict[str, Any]) -> None:
-        """A generation finished: the node is well, and its own timings teach the cost model
-        (prompt and decode durations exclude queueing and loading, which it models itself)."""
+        """A generation finished: recorded (`_completed`) as soon as the current step of the
+        event loop is over, which is after the answer's last byte went out: bookkeeping the
+        client need not wait for (the next request routed sees it all the same)."""
+        asyncio.get_running_loop().call_soon(self._completed, node, model, done)
+
+    def _completed(self, node: NodeState, model: str, done: dict[str, Any]) -> None:
+        """The node is well, and its own timings teach the cost model (prompt and decode
+        durations exclude queueing and loading, which it models itself)."""
         self.metrics.count_upstream(node.name, Outcome.OK.value)
         self.fleet.record_success(node)
         prompt_ns, eval_ns = done.get("prompt_eval_duration"), done.get("eval_duration")

@@ -160,7 +160,7 @@ async def _relay(
         ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
         if first_at and usage.completion_tokens > 1:
             ctx.tpot_s = (clock() - first_at) / (usage.completion_tokens - 1)
-        await response.write(pending + tail)
+        await response.write_eof(pending + tail)  # the last chunk and the end, one send
     except UpstreamError as exc:
         ctx.error = exc.outcome.value
         dispatcher.record_failure(node, exc)

@@ -153,14 +153,14 @@ async def _relay(
                     Outcome.PROTOCOL_ERROR, f"node {node.name} ended the stream early"
                 )
             lines = []
-        pending = b"".join(out)
         tail, usage = encoder.finish(line)
+        out.append(tail)
         completed = True  # the node's part is done, whether or not the client reads the tail
         dispatcher.completed(node, model, line)
         ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
         if first_at and usage.completion_tokens > 1:
             ctx.tpot_s = (clock() - first_at) / (usage.completion_tokens - 1)
-        await response.write_eof(pending + tail)  # the last chunk and the end, one send
+        await response.write_eof(b"".join(out))  # the last chunk and the end, one send
     except UpstreamError as exc:
         ctx.error = exc.outcome.value
         dispatcher.record_failure(node, exc)

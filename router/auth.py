@@ -1,8 +1,9 @@
 """API keys: stored and compared only as SHA-256 digests.
 
 A key is `jrv_` + 43 URL-safe random characters. The fleet file holds the key's digest, never
-the key; a presented key is hashed and compared against every configured digest with
-`hmac.compare_digest`, so the time taken does not depend on which key (if any) matched.
+the key; a presented key is hashed (once per distinct header, remembered in a small bounded
+cache) and compared against every configured digest with `hmac.compare_digest`, so the time
+taken does not depend on which key (if any) matched.
 """
 
 from __future__ import annotations
@@ -26,13 +27,20 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# Digests of recently presented keys, so a client that sends the same key on every request is
+# hashed once; the comparison with the configured digests stays constant-time. Bounded: a flood
+# of made-up keys empties it rather than growing it.
+_DIGEST_CACHE = 1024
+
+
 class KeyRing:
     """The configured keys; immutable (a config reload builds a new ring)."""
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_digests", "_entries")
 
     def __init__(self, keys: Iterable[ApiKeyConfig]) -> None:
         self._entries = tuple((bytes.fromhex(k.sha256), k) for k in keys)
+        self._digests: dict[str, bytes] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -41,7 +49,12 @@ class KeyRing:
         """The key named by an `Authorization: Bearer …` header, or None."""
         if not authorization or authorization[:7].lower() != _BEARER:
             return None
-        presented = hashlib.sha256(authorization[7:].strip().encode()).digest()
+        presented = self._digests.get(authorization)
+        if presented is None:
+            if len(self._digests) >= _DIGEST_CACHE:
+                self._digests.clear()
+            presented = hashlib.sha256(authorization[7:].strip().encode()).digest()
+            self._digests[authorization] = presented
         found: ApiKeyConfig | None = None
         for stored, entry in self._entries:  # no early exit: constant time over the ring
             if hmac.compare_digest(stored, presented):

@@ -65,7 +65,7 @@ class Dispatcher:
                 )
             node = lease.node
             if tried:
-                self.metrics.failovers.labels(ctx.model_label).inc()
+                self.metrics.count_failover(ctx.model_label)
             tried.add(node.name)
             ctx.node, ctx.attempts = node.name, ctx.attempts + 1
             try:
@@ -119,16 +119,22 @@ class Dispatcher:
 
     def record_failure(self, node: NodeState, exc: UpstreamError) -> None:
         """Count a failed attempt; the node's faults feed its circuit breaker."""
-        self.metrics.upstream.labels(node.name, exc.outcome.value).inc()
+        self.metrics.count_upstream(node.name, exc.outcome.value)
         if exc.outcome in NODE_FAULT:
             self.fleet.record_failure(node)
         if exc.outcome in NODE_DOWN:
             self.fleet.mark_unhealthy(node.name, exc.message)
 
     def completed(self, node: NodeState, model: str, done: dict[str, Any]) -> None:
-        """A generation finished: the node is well, and its own timings teach the cost model
-        (prompt and decode durations exclude queueing and loading, which it models itself)."""
-        self.metrics.upstream.labels(node.name, Outcome.OK.value).inc()
+        """A generation finished: recorded (`_completed`) as soon as the current step of the
+        event loop is over, which is after the answer's last byte went out: bookkeeping the
+        client need not wait for (the next request routed sees it all the same)."""
+        asyncio.get_running_loop().call_soon(self._completed, node, model, done)
+
+    def _completed(self, node: NodeState, model: str, done: dict[str, Any]) -> None:
+        """The node is well, and its own timings teach the cost model (prompt and decode
+        durations exclude queueing and loading, which it models itself)."""
+        self.metrics.count_upstream(node.name, Outcome.OK.value)
         self.fleet.record_success(node)
         prompt_ns, eval_ns = done.get("prompt_eval_duration"), done.get("eval_duration")
         self.speeds.observe(
@@ -201,10 +207,10 @@ class Dispatcher:
                     done = gathered.feed(opened.first)
                     raws = opened.rest
                     while not done:
-                        for raw in raws:
-                            if gathered.feed(reader.parse(raw)):
-                                done = True
-                                break
+                        lines, failure = reader.parse_lines(raws)
+                        if failure is not None:
+                            raise failure
+                        done = gathered.feed_all(lines)
                         if ctx.ttft_s is None and gathered.started:
                             ctx.ttft_s = self.clock() - ctx.start
                         if not done:
@@ -217,7 +223,7 @@ class Dispatcher:
                 except BaseException:
                     opened.response.close()
                     raise
-                opened.response.release()  # read to the end: keep the connection alive
+                reader.finish()  # read to the end: keep the connection alive
                 ctx.upstream_s += self.clock() - started
             assert gathered.done is not None
             self.completed(node, model, gathered.done)
@@ -228,7 +234,7 @@ class Dispatcher:
     async def open_stream(
         self, ctx: RequestContext, model: str, path: str, payload: bytes
     ) -> OpenStream:
-        """An open stream whose first line has arrived; the caller must `aclose()` it."""
+        """An open stream whose first line has arrived; the caller must `close()` it."""
 
         async def attempt_on(lease: Lease) -> OpenStream:
             try:
@@ -257,11 +263,11 @@ class OpenStream:
     lease: Lease
     opened: Opened
 
-    async def aclose(self, *, completed: bool) -> None:
+    def close(self, *, completed: bool) -> None:
         """Free the slot; unless the stream completed, close the connection so the node stops
-        generating (a finished one goes back to the keep-alive pool)."""
+        generating (a finished one goes back to the keep-alive pool once its body has ended)."""
         if completed:
-            self.opened.response.release()
+            self.opened.reader.finish()
         else:
             self.opened.response.close()
         self.lease.release()

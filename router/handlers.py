@@ -59,7 +59,8 @@ async def _route_model(state: RouterState, ctx: RequestContext, requested: str) 
 def _json(body: bytes, ctx: RequestContext, state: RouterState) -> web.Response:
     own_ms = (state.clock() - ctx.start - ctx.upstream_s) * 1000
     timing = f"upstream;dur={ctx.upstream_s * 1000:.2f}, router;dur={own_ms:.2f}"
-    return web.Response(body=body, content_type=JSON, headers={"Server-Timing": timing})
+    headers = {"Content-Type": JSON, "Server-Timing": timing, "X-Request-ID": ctx.request_id}
+    return web.Response(body=body, headers=headers)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -126,39 +127,42 @@ async def _relay(
         await response.prepare(request)  # the commit point: from here nothing is replayed
         ctx.status, ctx.committed = 200, True
         reader, line = opened.opened.reader, opened.opened.first
-        out, first_at = [encoder.start(), encoder.feed(line)], 0.0
-        raws = opened.opened.rest
-        while not line.get("done"):
+        start = encoder.start()  # the role chunk (chat) comes before any token
+        lines, out, first_at = [line], [start] if start else [], 0.0
+        raws = [] if line.get("done") else opened.opened.rest
+        while True:
             # Everything that has arrived becomes one write (one orjson parse per line).
-            for raw in raws:
-                line = reader.parse(raw)
-                out.append(encoder.feed(line))
-                if line.get("done"):
-                    break
-            if not first_at and any(out[1:]):
+            failure = None
+            if raws:
+                parsed, failure = reader.parse_lines(raws)
+                lines += parsed
+            before = len(out)
+            encoder.feed_all(lines, out)
+            if not first_at and len(out) > before:
                 first_at = clock()
                 ctx.ttft_s = first_at - ctx.start
-            if line.get("done"):
+            if failure is not None:
+                raise failure
+            if lines and lines[-1].get("done"):
+                line = lines[-1]
                 break
-            if len(out) > 1 or out[0]:
+            if out:
                 await response.write(b"".join(out))
-                out = [b""]
+                out = []
             raws = await reader.lines(gap_s)
             if not raws:  # a stream that ends without done:true failed (pitfall 3)
                 raise UpstreamError(
                     Outcome.PROTOCOL_ERROR, f"node {node.name} ended the stream early"
                 )
-        if not first_at and any(out[1:]):  # the whole answer came at once
-            first_at = clock()
-            ctx.ttft_s = first_at - ctx.start
-        pending = b"".join(out)
+            lines = []
         tail, usage = encoder.finish(line)
+        out.append(tail)
         completed = True  # the node's part is done, whether or not the client reads the tail
         dispatcher.completed(node, model, line)
         ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
         if first_at and usage.completion_tokens > 1:
             ctx.tpot_s = (clock() - first_at) / (usage.completion_tokens - 1)
-        await response.write(pending + tail)
+        await response.write_eof(b"".join(out))  # the last chunk and the end, one send
     except UpstreamError as exc:
         ctx.error = exc.outcome.value
         dispatcher.record_failure(node, exc)
@@ -172,14 +176,14 @@ async def _relay(
         _client_left(state, ctx, node.name, completed)
     finally:
         ctx.upstream_s = clock() - ctx.start
-        await opened.aclose(completed=completed)
+        opened.close(completed=completed)
     return response
 
 
 def _client_left(state: RouterState, ctx: RequestContext, node: str, completed: bool) -> None:
     ctx.client_disconnected, ctx.status = True, 499
     if not completed:  # a client cancel is never the node's fault: no breaker, no health mark
-        state.metrics.upstream.labels(node, Outcome.CLIENT_CANCELLED.value).inc()
+        state.metrics.count_upstream(node, Outcome.CLIENT_CANCELLED.value)
 
 
 async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:

@@ -109,7 +109,11 @@ class FleetCollector(Collector):
 class Metrics:
     def __init__(self, registry: CollectorRegistry, fleet: Fleet) -> None:
         self.registry = registry
+        # Labelled children, remembered: the labels are bounded (fleet names, routes, statuses,
+        # key names), and prometheus-client's own lookup takes a lock and re-validates each
+        # time (about 5 % of the router's CPU per request under load).
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._routes: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "jarvis_requests",
             "API requests answered",
@@ -175,9 +179,9 @@ class Metrics:
     def observe(self, ctx: RequestContext, end: float) -> None:
         # A model the fleet does not know is "unknown": clients cannot mint label values.
         model = ctx.model_label or ("unknown" if ctx.model is not None else "")
-        child = self._child
-        child(self.requests, ctx.endpoint, model, str(ctx.status)).inc()
-        child(self.duration, ctx.endpoint, model).observe(end - ctx.start)
+        requests, duration = self._per_route(ctx.endpoint, model, ctx.status)
+        requests.inc()
+        duration.observe(end - ctx.start)
         node = ctx.node
         if node is None:
             return
@@ -185,7 +189,8 @@ class Metrics:
             # The relay counts the outcome of a stream it started (and sets upstream_s); a
             # client that leaves while dispatch waits for the node's answer (non-streamed, or
             # before a stream's first line) is counted here, so the attempt has its outcome.
-            child(self.upstream, node, "client_cancelled").inc()
+            self.count_upstream(node, "client_cancelled")
+        child = self._child
         if ctx.ttft_s is not None:
             child(self.ttft, model, node).observe(ctx.ttft_s)
         if ctx.tpot_s is not None:
@@ -197,10 +202,26 @@ class Metrics:
             # setdefault: a node added by a reload gets its window on its first answer.
             self._token_rates.setdefault(node, RateWindow()).add(end, ctx.completion_tokens)
 
+    def _per_route(self, endpoint: str, model: str, status: int) -> tuple[Any, Any]:
+        """The request counter and duration children for these labels, looked up once."""
+        key = (endpoint, model, status)
+        found = self._routes.get(key)
+        if found is None:
+            found = self._routes[key] = (
+                self.requests.labels(endpoint, model, str(status)),
+                self.duration.labels(endpoint, model),
+            )
+        return found
+
+    def count_upstream(self, node: str, outcome: str) -> None:
+        """One attempt on `node` ended with `outcome` (jarvis_upstream_requests_total)."""
+        self._child(self.upstream, node, outcome).inc()
+
+    def count_failover(self, model: str) -> None:
+        self._child(self.failovers, model).inc()
+
     def _child(self, metric: Any, *labels: str) -> Any:
-        """`metric.labels(*labels)`, remembered: the labels are bounded (fleet names, routes,
-        statuses), and prometheus-client's own lookup takes a lock and re-validates each time
-        (about 5 % of the router's CPU per request under load)."""
+        """`metric.labels(*labels)`, remembered."""
         key = (id(metric), labels)
         found = self._children.get(key)
         if found is None:

@@ -5,12 +5,14 @@
    `metrics.require_key`, `/metrics` and `/status` are open; `/admin/*` then checks `admin`);
 3. the error boundary: any `JarvisError` or aiohttp HTTP error becomes the OpenAI envelope;
    anything else is logged and becomes a 500 that leaks nothing (only if no byte was sent);
-4. at the end, once: the request log line and the request metrics.
+4. at the end, once, after the answer's last byte was handed to the socket: the request log line
+   and the request metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -20,7 +22,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from router.context import CTX, RequestContext
 from router.errors import JarvisError, Unauthorized, error_body, to_openai_error
-from router.logs import REQUEST_LOGGER, request_fields
+from router.logs import REQUEST_LOGGER, RequestLog, request_fields
 from router.state import RouterState
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ def _is_open(path: str, state: RouterState) -> bool:
 def make_middleware(state: RouterState) -> Middleware:
     # Keys and config are read from `state` per request: a reload swaps them.
     clock, metrics = state.clock, state.metrics
+    request_lines = RequestLog(request_log)
 
     @web.middleware
     async def jarvis(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -89,41 +92,56 @@ def make_middleware(state: RouterState) -> Middleware:
         request[CTX] = ctx
         response: web.StreamResponse | None = None
         try:
-            if not _is_open(request.path, state):
-                ctx.key = state.keys.authenticate(request.headers.get("Authorization"))
-                if ctx.key is None:
-                    raise Unauthorized(_auth_message(request))
-            response = await handler(request)
-        except JarvisError as exc:
-            response = _envelope(exc.status, to_openai_error(exc), ctx, exc.headers)
-        except web.HTTPException as exc:
-            response = _http_error(exc, request, ctx)
-        except asyncio.CancelledError:
-            ctx.client_disconnected, ctx.status = True, 499
-            raise
-        except Exception:  # the error boundary: log it, answer without details
-            log.exception("unhandled error in request %s", ctx.request_id)
-            ctx.error = "internal_error"
-            if ctx.committed:  # bytes were sent: no status can follow, aiohttp closes instead
-                raise
-            response = _envelope(
-                500,
-                error_body("The router failed to handle the request.", "server_error"),
-                ctx,
-                {"x-should-retry": "false"},
-            )
+            response = await _answer(request, handler, ctx, state)
+            if not response.prepared:
+                response.headers["X-Request-ID"] = ctx.request_id
+            ctx.status = ctx.status or response.status
+            # The answer's last byte goes out before its log line and metrics are made, so at
+            # low load they are not on the client's clock (aiohttp's own prepare/write_eof
+            # after this are no-ops; a client that left is its business, as it was).
+            with contextlib.suppress(ConnectionError):
+                await response.prepare(request)
+                await response.write_eof()
+            return response
         finally:
             if response is not None and not ctx.status:
                 ctx.status = response.status
             end = clock()
             metrics.observe(ctx, end)
             if state.config.logging.access_log and request_log.isEnabledFor(logging.INFO):
-                request_log.info("request", extra=request_fields(ctx, end))
-        if not response.prepared:
-            response.headers["X-Request-ID"] = ctx.request_id
-        return response
+                request_lines.write(request_fields(ctx, end))
 
     return jarvis
+
+
+async def _answer(
+    request: web.Request, handler: Handler, ctx: RequestContext, state: RouterState
+) -> web.StreamResponse:
+    """Auth, the handler, and the one error boundary: every failure becomes its answer."""
+    try:
+        if not _is_open(request.path, state):
+            ctx.key = state.keys.authenticate(request.headers.get("Authorization"))
+            if ctx.key is None:
+                raise Unauthorized(_auth_message(request))
+        return await handler(request)
+    except JarvisError as exc:
+        return _envelope(exc.status, to_openai_error(exc), ctx, exc.headers)
+    except web.HTTPException as exc:
+        return _http_error(exc, request, ctx)
+    except asyncio.CancelledError:
+        ctx.client_disconnected, ctx.status = True, 499
+        raise
+    except Exception:  # the error boundary: log it, answer without details
+        log.exception("unhandled error in request %s", ctx.request_id)
+        ctx.error = "internal_error"
+        if ctx.committed:  # bytes were sent: no status can follow, aiohttp closes instead
+            raise
+        return _envelope(
+            500,
+            error_body("The router failed to handle the request.", "server_error"),
+            ctx,
+            {"x-should-retry": "false"},
+        )
 
 
 def _auth_message(request: web.Request) -> str:

@@ -30,6 +30,9 @@ PS_PATH = "/api/ps"
 # Ollama's own client reads lines of up to 8 MB (generate's `context` can be huge); aiohttp's
 # default line limit is 512 KiB (api-reference.md pitfall 9).
 MAX_LINE_BYTES = 16 * 1024 * 1024
+# After the done line the body's end (chunked terminator) is normally already on its way; a
+# connection released before it arrives is closed instead of reused (LineReader.finish).
+END_WAIT_S = 0.5
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|z|[+-]\d\d:\d\d)?$")
 # An /api/ps entry's `expires_at` moves after every request the node serves (and jitters in the
@@ -136,7 +139,7 @@ class Upstream:
         headers = {**_JSON_HEADERS, "X-Request-ID": request_id}
         try:
             resp = await self._session.post(
-                node.config.url + path, data=payload, headers=headers, timeout=self._timeout
+                _url(node.config.url, path), data=payload, headers=headers, timeout=self._timeout
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise _from_exception(exc, node) from exc
@@ -193,7 +196,8 @@ class Upstream:
 
 @lru_cache(maxsize=16384)
 def _url(base: str, path: str) -> URL:
-    # yarl keeps only its last 128 parsed URLs: a health round over more nodes parsed each again.
+    # Parsed once per node and path: aiohttp would parse the string on every request, and yarl
+    # keeps only its last 128 parsed URLs, so a health round over more nodes parsed each again.
     return URL(base + path)
 
 
@@ -249,13 +253,25 @@ def _parse_line(raw: bytes, node: NodeState) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name} sent invalid JSON") from exc
-    if not isinstance(data, dict):
-        raise UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name} sent a non-object line")
+        raise _invalid_json(node) from exc
+    if type(data) is not dict:
+        raise _not_an_object(node)
     error = data.get("error")
     if error:  # Ollama's mid-stream failure: an error line and no done line (pitfall 3)
-        raise UpstreamError(Outcome.STREAM_ERROR, f"node {node.name} failed: {error}")
+        raise _error_line(node, error)
     return data
+
+
+def _invalid_json(node: NodeState) -> UpstreamError:
+    return UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name} sent invalid JSON")
+
+
+def _not_an_object(node: NodeState) -> UpstreamError:
+    return UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name} sent a non-object line")
+
+
+def _error_line(node: NodeState, error: object) -> UpstreamError:
+    return UpstreamError(Outcome.STREAM_ERROR, f"node {node.name} failed: {error}")
 
 
 def _unix(stamp: object) -> int:
@@ -284,12 +300,18 @@ class LineReader:
         self._resp, self.node, self._partial = resp, node, b""
 
     async def lines(self, timeout_s: float | None) -> list[bytes]:
-        """The complete lines that have arrived (at least one), or [] at the end of the body."""
+        """The complete lines that have arrived (at least one), or [] at the end of the body.
+        What is already buffered is taken without a timer; the wait for more has `timeout_s`."""
         content = self._resp.content
         while True:
             try:
-                async with asyncio.timeout(timeout_s):
-                    chunk = await content.readany()
+                chunk = content.read_nowait()
+                if not chunk and not content.is_eof():
+                    if timeout_s is None:
+                        chunk = await content.readany()
+                    else:
+                        async with asyncio.timeout(timeout_s):
+                            chunk = await content.readany()
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 raise _from_exception(exc, self.node) from exc
             if not chunk:
@@ -302,9 +324,57 @@ class LineReader:
                     Outcome.PROTOCOL_ERROR,
                     f"node {self.node.name} sent a line over {MAX_LINE_BYTES} bytes",
                 )
-            complete = [line for line in lines if line.strip()]
+            complete = [line for line in lines if line and not line.isspace()]
             if complete:
                 return complete
 
     def parse(self, raw: bytes) -> dict[str, Any]:
         return _parse_line(raw, self.node)
+
+    def parse_lines(self, raws: list[bytes]) -> tuple[list[dict[str, Any]], UpstreamError | None]:
+        """`raws` parsed, up to and including a done line (what follows it is not read). A bad
+        line ends the list and comes back as the error: the lines before it still count.
+        One call per read rather than per line: a 64-token burst is 64 lines (issue 5)."""
+        out: list[dict[str, Any]] = []
+        if len(raws) > 1:
+            # One parse for the whole read; a bad line anywhere (even after the done line, which
+            # is never read) sends the read line by line below, to the same result.
+            try:
+                batch = orjson.loads(b"[" + b",".join(raws) + b"]")
+            except orjson.JSONDecodeError:
+                batch = None
+        else:
+            batch = None
+        loads = orjson.loads
+        for i, raw in enumerate(raws):
+            if batch is not None:
+                line = batch[i]
+            else:
+                try:
+                    line = loads(raw)
+                except orjson.JSONDecodeError:
+                    return out, _invalid_json(self.node)
+            if type(line) is not dict:
+                return out, _not_an_object(self.node)
+            error = line.get("error")
+            if error:
+                return out, _error_line(self.node, error)
+            out.append(line)
+            if line.get("done"):
+                break
+        return out, None
+
+    def finish(self) -> None:
+        """After the done line: the connection goes back to the keep-alive pool as soon as the
+        body has ended, which is normally at once or a moment later (its chunked terminator may
+        come in the next segment). aiohttp hands a connection back itself at the end of the
+        body; `release()` before that end would close it instead, and every request would pay
+        for a new connection (most requests at c=1). A body not ended `END_WAIT_S` after the
+        done line is closed. Nothing here waits."""
+        resp = self._resp
+        content = resp.content
+        if content.is_eof():
+            resp.release()
+            return
+        guard = asyncio.get_running_loop().call_later(END_WAIT_S, resp.close)
+        content.on_eof(guard.cancel)

@@ -52,6 +52,26 @@ class Gathered:
             return True
         return False
 
+    def feed_all(self, lines: list[dict[str, Any]]) -> bool:
+        """`feed` each line; True when one was the done line. A chat line with only text is
+        taken here, without a call (issue 5: a read is a batch of such lines)."""
+        content, feed = self._content, self.feed
+        for line in lines:
+            message = line.get("message")
+            if (
+                type(message) is not dict
+                or message.get("thinking")
+                or message.get("tool_calls")
+                or line.get("done")
+            ):
+                if feed(line):
+                    return True
+                continue
+            text = message.get("content")
+            if text:
+                content.append(text)
+        return False
+
     def chat(self) -> dict[str, Any]:
         """The `/api/chat` answer as `stream: false` would have given it."""
         body = dict(self.done or {})

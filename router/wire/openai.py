@@ -15,6 +15,7 @@ from router.errors import BadRequest
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 MAX_STOP = 4
+_PLAIN_ROLES = frozenset({"system", "developer", "user", "assistant"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,14 @@ def _single_choice(body: dict[str, Any], param: str) -> None:
 
 
 def _message(i: int, message: object) -> dict[str, Any]:
+    if (
+        type(message) is dict
+        and type(message.get("role")) is str
+        and message["role"] in _PLAIN_ROLES
+        and type(message.get("content")) is str
+        and message.get("tool_calls") is None
+    ):
+        return message  # the common case, valid as it is (the checks below say the same)
     param = f"messages[{i}]"
     if not isinstance(message, dict):
         raise _wrong_type(param, "an object", message)

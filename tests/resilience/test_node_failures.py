@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import aiohttp
@@ -179,10 +180,12 @@ async def test_flapping_node(make_router: RouterFactory) -> None:
                 backoffs.append(breaker.opened_until - time.monotonic())
             await asyncio.sleep(0.002)
 
+    sent = itertools.count()
+
     async def load() -> list[Result]:
         out = []
-        while not stop.is_set():
-            out.append(await timed(chat(client)))
+        while not stop.is_set():  # each its own conversation: none is kept off node a
+            out.append(await timed(chat(client, messages=messages(f"Story {next(sent)}."))))
         return out
 
     flapper, watcher = asyncio.create_task(flap()), asyncio.create_task(watch())

@@ -125,3 +125,14 @@ def test_a_freshly_minted_key_works_once_its_digest_is_configured() -> None:
     assert found is not None
     assert found.name == "fresh"
     assert ring.authenticate(f"Bearer {new_key()}") is None
+
+
+def test_a_key_presented_again_gets_the_same_answer_and_the_cache_stays_bounded() -> None:
+    ring = KeyRing([TEAM])
+    for _ in range(3):  # the second and third answers come from the remembered digest
+        assert ring.authenticate(f"Bearer {TEAM_KEY}") is TEAM
+        assert ring.authenticate(f"Bearer {OTHER_KEY}") is None
+    for _ in range(3000):  # a flood of made-up keys
+        assert ring.authenticate(f"Bearer {new_key()}") is None
+    assert len(ring._digests) <= 1024
+    assert ring.authenticate(f"Bearer {TEAM_KEY}") is TEAM

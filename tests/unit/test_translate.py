@@ -9,6 +9,7 @@ by the OpenAI SDK's own SSE decoder and validated against its pydantic types.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -911,3 +912,27 @@ def test_sdk_skips_keepalive_comments(sdk: openai.OpenAI) -> None:
     first, rest = stream.split(b"\n\n", 1)
     received = sdk_stream(sdk, ChatCompletionChunk, first + b"\n\n" + sse.KEEPALIVE + rest)
     assert "".join(c.choices[0].delta.content or "" for c in received) == "The sky is blue."
+
+
+_CALL_ID = re.compile(rb'"call_[0-9a-f]{24}"')
+
+
+@pytest.mark.parametrize("name", sorted([*CHAT_STREAMS, *COMPLETION_STREAMS]))
+def test_feed_all_writes_what_feed_writes(name: str) -> None:
+    """The relay's batched `feed_all` makes the same bytes as `feed` line by line."""
+
+    def encoder() -> ChatStream | CompletionStream:
+        if name.startswith("chat"):
+            return ChatStream("m", ID, CREATED, True)
+        return CompletionStream("m", "cmpl-42", CREATED, True)
+
+    one, batched = encoder(), encoder()
+    recorded = lines(name)
+    expected = b"".join(one.feed(line) for line in recorded)
+    out: list[bytes] = []
+    batched.feed_all(recorded[:2], out)  # two reads, as a relay would get them
+    batched.feed_all(recorded[2:], out)
+    assert all(out)  # lines without text add nothing, not b""
+    # Tool calls without an id get a random one.
+    assert _CALL_ID.sub(b"id", b"".join(out)) == _CALL_ID.sub(b"id", expected)
+    assert one.finish(recorded[-1])[1] == batched.finish(recorded[-1])[1]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -417,18 +418,25 @@ def summary(runs: Sequence[tuple[int, list[tuple[Scenario, list[Outcome]]]]]) ->
     lines = [
         "### p99 latency, cost_aware vs round_robin, per seed (ms)",
         "",
-        "| scenario | " + " | ".join(f"seed {s}" for s in seeds) + " | cost_aware lower |",
-        "|---|" + "---:|" * len(seeds) + ":---:|",
+        "| scenario | " + " | ".join(f"seed {s}" for s in seeds) + " | median | cost_aware lower |",
+        "|---|" + "---:|" * (len(seeds) + 1) + ":---:|",
     ]
     names = [sc.name for sc, _ in runs[0][1]]
     for name in names:
-        cells, wins = [], 0
+        cells, wins, costs, rrs = [], 0, [], []
         for _, results in runs:
             by = {o.strategy: o for sc, outs in results if sc.name == name for o in outs}
             cost, rr = pct(by["cost_aware"].latencies, 99), pct(by["round_robin"].latencies, 99)
             wins += cost is not None and rr is not None and cost < rr
+            costs += [] if cost is None else [cost]
+            rrs += [] if rr is None else [rr]
             cells.append(f"{_ms(cost)} vs {_ms(rr)}")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {wins}/{len(runs)} |")
+        median = (
+            f"{_ms(statistics.median(costs))} vs {_ms(statistics.median(rrs))}"
+            if costs and rrs
+            else "-"
+        )
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {median} | {wins}/{len(runs)} |")
     return "\n".join(lines)
 
 

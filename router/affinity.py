@@ -157,19 +157,9 @@ class AffinityRing:
         mean load comes from `SAMPLE_SIZE` of them drawn with `rng`, so a pick costs the same
         in any fleet."""
         ring, by_name = self._lookup(candidates)
-        if rng is not None and len(candidates) > SAMPLE_ABOVE:
-            sample = rng.sample(candidates, SAMPLE_SIZE)
-            live = len(candidates) - len(exclude)
-            if live <= 0:
-                return None
-            mean = sum(load(node) for node in sample) / len(sample)
-            bound = math.ceil(self._balance * (mean + 1 / live))
-        else:
-            loads = [load(node) for node in candidates if node.name not in exclude]
-            live = len(loads)
-            if not live:
-                return None
-            bound = math.ceil(self._balance * (sum(loads) + 1) / live)
+        bound, live = self._bound(candidates, load, exclude, rng)
+        if not live:
+            return None
         seen: set[str] = set()
         start = bisect_right(ring.points, _point(key))
         size = len(ring.owners)
@@ -186,13 +176,47 @@ class AffinityRing:
                 break
         return None
 
-    def last(self, key: str, candidates: Sequence[N], exclude: Collection[str] = ()) -> N | None:
+    def last(
+        self,
+        key: str,
+        candidates: Sequence[N],
+        *,
+        load: Callable[[N], float],
+        exclude: Collection[str] = (),
+        rng: random.Random | None = None,
+    ) -> N | None:
         """The node the conversation's last turn went to (its prompt cache is there), if it
-        is still a candidate; busy or not: the caller weighs waiting for it."""
+        is still a candidate within the bounded load; full or not: the caller weighs waiting
+        for it. Many conversations with the same key (no session id, the same opening) so
+        never pile onto one node."""
         name = self._last.get(key)
         if name is None or name in exclude:
             return None
-        return self._lookup(candidates)[1].get(name)
+        node = self._lookup(candidates)[1].get(name)
+        if node is None:
+            return None
+        bound, live = self._bound(candidates, load, exclude, rng)
+        return node if live and load(node) + 1 <= bound else None
+
+    def _bound(
+        self,
+        candidates: Sequence[N],
+        load: Callable[[N], float],
+        exclude: Collection[str],
+        rng: random.Random | None,
+    ) -> tuple[int, int]:
+        """(the most requests a node may hold with this one, the candidates not excluded)."""
+        if rng is not None and len(candidates) > SAMPLE_ABOVE:
+            live = len(candidates) - len(exclude)
+            if live <= 0:
+                return 0, 0
+            sample = rng.sample(candidates, SAMPLE_SIZE)
+            mean = sum(load(node) for node in sample) / len(sample)
+            return math.ceil(self._balance * (mean + 1 / live)), live
+        loads = [load(node) for node in candidates if node.name not in exclude]
+        if not loads:
+            return 0, 0
+        return math.ceil(self._balance * (sum(loads) + 1) / len(loads)), len(loads)
 
     def remember(self, key: str, node: str) -> None:
         """The conversation's turn went to `node`."""

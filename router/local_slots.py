@@ -135,7 +135,7 @@ class QueuedSlots:
         # on the ring if that has room within the bounded load.
         home: NodeState | None = None
         if ring is not None and session is not None:
-            home = ring.last(session, candidates, exclude)
+            home = ring.last(session, candidates, load=_load, exclude=exclude, rng=self._rng)
             if home is None or (self._cost is None and _load(home) >= home.capacity):
                 home = ring.pick(
                     session,

@@ -4,6 +4,7 @@ through production's runner, emulated nodes that can be added to the file, and S
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -129,8 +130,13 @@ class Load:
     failures: list[BaseException] = field(default_factory=list)
 
 
+_SENT = itertools.count()
+
+
 async def _one(client: openai.AsyncOpenAI, stream: bool) -> None:
-    messages = [{"role": "user", "content": "hello"}]
+    # Each its own conversation, so load spreads over every node (one shared opening would be
+    # one conversation, kept on its node by affinity up to the bounded load).
+    messages = [{"role": "user", "content": f"hello {next(_SENT)}"}]
     if stream:
         chunks = await client.chat.completions.create(model=MODEL, messages=messages, stream=True)
         async for _ in chunks:

@@ -262,21 +262,31 @@ def test_none_when_no_node_qualifies(candidates: list[Node], exclude: tuple[str,
     assert pick(AffinityRing(), "k", candidates, exclude=exclude) is None
 
 
-def test_last_node_is_remembered_busy_or_not_and_forgotten_when_gone() -> None:
-    ring, candidates = AffinityRing(remember=2), nodes("a", "b", "c")
-    assert ring.last("chat", candidates) is None
-    placed = pick(ring, "chat", candidates)
-    assert placed is not None
-    other = next(n for n in candidates if n is not placed)
-    ring.remember("chat", other.name)  # the turn went elsewhere: the cache is there now
-    other.load = other.capacity  # full: the caller decides whether to wait for it
-    assert ring.last("chat", candidates) is other
-    assert ring.last("chat", candidates, exclude={other.name}) is None
-    assert ring.last("chat", [n for n in candidates if n is not other]) is None
+def test_last_node_is_remembered_within_the_bound_and_forgotten_when_gone() -> None:
+    ring, (a, b, c) = AffinityRing(remember=2), nodes("a", "b", "c")
+    candidates = [a, b, c]
+
+    def last(key: str, among: list[Node] = candidates, **kw: Any) -> Node | None:
+        return ring.last(key, among, load=lambda n: n.load, **kw)
+
+    assert last("chat") is None
+    ring.remember("chat", "b")  # the turn went to b: its cache is there now
+    assert last("chat") is b
+    # Busy is no reason to leave while loads are even (the caller weighs waiting for it):
+    # 10 in flight, bound ceil(1.25 * 11 / 3) = 5, and b would hold 5.
+    a.load, b.load, c.load = 3, 4, 3
+    assert last("chat") is b
+    # Far above the others it is: bound ceil(1.25 * 7 / 3) = 3. So many chats that share a
+    # key (the same opening, no session id) never pile onto one node.
+    a.load = c.load = 1
+    assert last("chat") is None
+    a.load = b.load = c.load = 0
+    assert last("chat", exclude={"b"}) is None
+    assert last("chat", [a, c]) is None  # b left the rotation
     ring.remember("x", "a")
     ring.remember("y", "b")  # bounded: "chat" was the least recently used
-    assert ring.last("chat", candidates) is None
-    assert ring.last("x", candidates) is candidates[0]
+    assert last("chat") is None
+    assert last("x") is a
 
 
 def test_large_candidate_lists_sample_the_mean_load_and_keep_the_bound() -> None:

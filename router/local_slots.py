@@ -130,7 +130,7 @@ class QueuedSlots:
         else:  # every node is full: no strategy could place it (cheap, for deep queues)
             self._in_line(waiting)
             return None
-        ring = self._ring if session is not None else None
+        ring = self._ring
         # The conversation's node: where its last turn ran (its prompt cache), else its place
         # on the ring if that has room within the bounded load.
         home: NodeState | None = None
@@ -156,11 +156,8 @@ class QueuedSlots:
                 return None
         elif home is not None:
             node = home
-        else:
+        else:  # some node is free (checked above, nothing awaited since)
             free = [n for n in candidates if _load(n) < n.capacity and n.name not in exclude]
-            if not free:
-                self._in_line(waiting)
-                return None
             picked = self._chooser(free, model=model, exclude=(), rng=self._rng)
             if picked is None:
                 return None

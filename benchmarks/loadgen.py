@@ -14,6 +14,7 @@ After the window, requests in flight get `grace_s` to finish; the rest are cance
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections import Counter
@@ -56,6 +57,7 @@ class LoadResult:
     latency_ms: list[float] = field(default_factory=list)
     ttft_ms: list[float] = field(default_factory=list)
     router_ms: list[float] = field(default_factory=list)  # Server-Timing router;dur
+    cpu_s: float = 0.0  # this process's CPU time inside the window
     window: tuple[float, float] = (0.0, 0.0)  # time.monotonic(), shared with the orchestrator
 
 
@@ -69,6 +71,7 @@ class Load:
         self.result = LoadResult()
         self.errors: Counter[str] = Counter()
         self.w0 = self.w1 = 0.0
+        self._cpu0: float | None = None
         self.n = 0
 
     def _in_window(self, t: float) -> bool:
@@ -160,6 +163,14 @@ class Load:
                 self.result.failed += 1
                 self.errors[str(exc) if isinstance(exc, _Failed) else type(exc).__name__] += 1
 
+    async def _window_cpu(self) -> None:
+        """The client's own CPU time over the window: what it costs the core it shares with the
+        nodes (a proxy that answers in a costlier format slows that core down)."""
+        await asyncio.sleep(max(0.0, self.w0 - time.monotonic()))
+        self._cpu0 = time.process_time()
+        await asyncio.sleep(max(0.0, self.w1 - time.monotonic()))
+        self.result.cpu_s = time.process_time() - self._cpu0
+
     async def run(self) -> LoadResult:
         spec = self.spec
         start = time.monotonic()
@@ -167,6 +178,7 @@ class Load:
         self.w1 = self.w0 + spec.duration_s
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
         connector = aiohttp.TCPConnector(limit=0, force_close=False)
+        window_cpu = asyncio.create_task(self._window_cpu())
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             workers = [
                 asyncio.create_task(self.worker(session, i)) for i in range(spec.concurrency)
@@ -181,6 +193,12 @@ class Load:
                 await asyncio.wait(late)
                 self.result.failed += len(late)
                 self.errors["unfinished_after_grace"] += len(late)
+        if not window_cpu.done():  # all sent (max_requests) before the window closed
+            window_cpu.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await window_cpu
+            if self._cpu0 is not None:
+                self.result.cpu_s = time.process_time() - self._cpu0
         self.result.window_s = spec.duration_s
         self.result.window = (self.w0, self.w1)
         self.result.errors = dict(self.errors)

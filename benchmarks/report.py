@@ -100,6 +100,7 @@ def load_table(scenario: dict[str, Any]) -> list[str]:
         "",
         "Added vs direct (per-repeat differences, median (min…max)): " + "; ".join(added) + ".",
     ]
+    lines += _cpu_split(groups)
     own = spread([m.extra.get("server_timing_router_p50_ms") for m in groups.get("router", [])])
     if own is not None:
         lines.append(
@@ -107,6 +108,25 @@ def load_table(scenario: dict[str, Any]) -> list[str]:
             f"{own.median:.3f} ms."
         )
     return lines
+
+
+def _cpu_split(groups: dict[str, list[Measure]]) -> list[str]:
+    """CPU per request by process (median over repeats), where the run measured it."""
+    parts = []
+    for name in sorted(groups, key=lambda n: ORDER.index(n) if n in ORDER else 99):
+        cells = []
+        for who in ("client", "node", "proxy"):
+            s = spread([m.extra.get("cpu_us_per_request", {}).get(who) for m in groups[name]])
+            if s is not None:
+                cells.append(f"{who} {s.median:.0f}")
+        if cells:
+            parts.append(f"{name}: " + ", ".join(cells))
+    if not parts:
+        return []
+    return [
+        "CPU per request in the window, µs (client = the load generator, which shares its core "
+        "with the node): " + "; ".join(parts) + "."
+    ]
 
 
 def s4_table(scenario: dict[str, Any]) -> list[str]:

@@ -104,11 +104,26 @@ def spec_for(sc: LoadScenario, t: tg.Target, duration_s: float) -> LoadSpec:
     )
 
 
-def measure_aiohttp(run: Run, spec: LoadSpec, t: tg.Target) -> Measure:
-    with Sampler(t.proc.pid if t.proc else None) as sampler:
+def measure_aiohttp(run: Run, spec: LoadSpec, t: tg.Target, node: Proc | None = None) -> Measure:
+    with (
+        Sampler(t.proc.pid if t.proc else None) as sampler,
+        Sampler(node.pid if node else None) as node_sampler,
+    ):
         res = loadgen(run, spec)
     usage = sampler.usage(*res["window"])
     router_ms = pct(res["router_ms"], 50)
+    extra: dict[str, Any] = {"errors": res["errors"], "server_timing_router_p50_ms": router_ms}
+    if res["requests"]:
+        # CPU per request over the window, by process: the client and the node share a core,
+        # so what the client spends on a target's answers is taken from the node (S2).
+        per_request_us = 1e6 * spec.duration_s / res["requests"]
+        cpu_us = {"client": 1e6 * res["cpu_s"] / res["requests"]}
+        node_usage = node_sampler.usage(*res["window"])
+        if node_usage is not None:
+            cpu_us["node"] = node_usage.cpu_pct / 100 * per_request_us
+        if usage is not None:
+            cpu_us["proxy"] = usage.cpu_pct / 100 * per_request_us
+        extra["cpu_us_per_request"] = cpu_us
     return Measure(
         t.name,
         rps=res["requests"] / spec.duration_s,
@@ -121,7 +136,7 @@ def measure_aiohttp(run: Run, spec: LoadSpec, t: tg.Target) -> Measure:
         rss_mib=usage.rss_peak / 2**20 if usage else None,
         failed=res["failed"],
         requests=res["requests"],
-        extra={"errors": res["errors"], "server_timing_router_p50_ms": router_ms},
+        extra=extra,
     )
 
 
@@ -190,12 +205,12 @@ def run_load(run: Run, sc: LoadScenario) -> dict[str, Any]:
     procs: list[Proc] = []
     measures: list[Measure] = []
     with running(procs):
-        proc, urls = tg.start_nodes(run.out, run.cores, node)
-        procs.append(proc)
-        litellm_url = None
+        node_proc, urls = tg.start_nodes(run.out, run.cores, node)
+        procs.append(node_proc)
+        litellm_url, litellm_node = None, None
         if "litellm" in run.targets:
-            proc, lurls = tg.start_nodes(run.out, run.cores, node, name="node-litellm")
-            procs.append(proc)
+            litellm_node, lurls = tg.start_nodes(run.out, run.cores, node, name="node-litellm")
+            procs.append(litellm_node)
             litellm_url = lurls[0]
         targets = start_targets(run, procs, urls[0], litellm_url, node.max_parallel)
         if sc.tool == "wrk":  # wrk reads no body; the aiohttp client checks every answer itself
@@ -206,7 +221,8 @@ def run_load(run: Run, sc: LoadScenario) -> dict[str, Any]:
                 if sc.tool == "wrk":
                     m = measure_wrk(run, sc, t, duration, warm=rep == 0 and duration >= 2)
                 else:
-                    m = measure_aiohttp(run, spec_for(sc, t, duration), t)
+                    own_node = litellm_node if t.name == "litellm" else node_proc
+                    m = measure_aiohttp(run, spec_for(sc, t, duration), t, own_node)
                 measures.append(m)
                 run.log(
                     f"  {sc.key} #{rep + 1} {t.name:8} {m.rps:9.1f} req/s {m.tps:10.0f} tok/s "

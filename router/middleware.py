@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 
 from aiohttp import web
@@ -22,6 +21,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from router.context import CTX, RequestContext
 from router.errors import JarvisError, Unauthorized, error_body, to_openai_error
+from router.ids import random_hex
 from router.logs import REQUEST_LOGGER, RequestLog, request_fields
 from router.state import RouterState
 
@@ -41,7 +41,7 @@ def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-ID")
     if given and _REQUEST_ID.match(given):
         return given
-    return os.urandom(16).hex()
+    return random_hex(16)
 
 
 def _endpoint(request: web.Request) -> str:

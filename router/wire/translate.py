@@ -6,13 +6,13 @@ one `orjson.dumps` of its text and no intermediate chunk object (issue: hot path
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from router.errors import BadRequest
+from router.ids import random_hex
 from router.wire import sse
 from router.wire.openai import ChatRequest, CompletionRequest, Sampling
 
@@ -43,7 +43,7 @@ class Usage:
 
 
 def new_id(prefix: str) -> str:
-    return prefix + os.urandom(12).hex()
+    return prefix + random_hex(12)
 
 
 # -- requests ---------------------------------------------------------------------------------

@@ -55,6 +55,16 @@ def test_load_scenario(tmp_path: Path, key: str, names: tuple[str, ...]) -> None
     scenario = run_load(_run(tmp_path, *names), LOAD_SCENARIOS[key])
     _served(scenario, *names)
     _renders(scenario)
+    # Where each request's CPU went: the client and the node always, a proxy's too (S3's 2 s
+    # streams end after a 1 s window: no request to divide by).
+    if key == "S3":
+        return
+    for m in scenario["measures"]:
+        cpu = m["extra"]["cpu_us_per_request"]
+        expected = {"client", "node"} | ({"proxy"} if m["target"] != "direct" else set())
+        assert set(cpu) == expected, (m["target"], cpu)
+        assert cpu["client"] > 0 and cpu["node"] > 0, (m["target"], cpu)
+    assert "CPU per request in the window" in "\n".join(report.scenario_md(scenario))
 
 
 @needs_wrk

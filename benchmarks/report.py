@@ -10,7 +10,7 @@ from typing import Any
 from benchmarks.stats import Measure, Spread, by_target, paired, spread
 
 BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
-ORDER = ("direct", "nginx", "floor", "router", "litellm")
+ORDER = ("direct", "direct-stream", "nginx", "floor", "router", "litellm")
 
 
 def _num(v: float | None, digits: int = 0) -> str:
@@ -100,6 +100,12 @@ def load_table(scenario: dict[str, Any]) -> list[str]:
         "",
         "Added vs direct (per-repeat differences, median (min…max)): " + "; ".join(added) + ".",
     ]
+    streamed = paired(ms, "router", "direct-stream", "p50_ms", ratio=False)
+    if streamed is not None:
+        lines.append(
+            "Router added p50 over `direct-stream` (the node's streamed answer, which the router "
+            f"reads for every request): {_diff(streamed)}."
+        )
     lines += _cpu_split(groups)
     own = spread([m.extra.get("server_timing_router_p50_ms") for m in groups.get("router", [])])
     if own is not None:

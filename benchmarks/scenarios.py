@@ -72,6 +72,9 @@ LOAD_SCENARIOS = {
 }
 
 
+STREAMED_DIRECT = "direct-stream"
+
+
 def loadgen(run: Run, spec: LoadSpec) -> dict[str, Any]:
     argv = [*run.cores.prefix(proxy=False), sys.executable, "-m", "benchmarks.loadgen"]
     bound = spec.warmup_s + spec.ramp_s + spec.duration_s + spec.grace_s + 60
@@ -89,12 +92,13 @@ def loadgen(run: Run, spec: LoadSpec) -> dict[str, Any]:
 
 
 def spec_for(sc: LoadScenario, t: tg.Target, duration_s: float) -> LoadSpec:
+    stream = sc.stream if t.stream is None else t.stream
     return LoadSpec(
         urls=[t.url],
         protocol=t.protocol,
-        bodies=[t.body(sc.tokens, sc.stream)],
+        bodies=[t.body(sc.tokens, stream)],
         headers=t.headers,
-        stream=sc.stream,
+        stream=stream,
         concurrency=sc.concurrency,
         duration_s=duration_s,
         expect_tokens=sc.tokens,
@@ -213,6 +217,10 @@ def run_load(run: Run, sc: LoadScenario) -> dict[str, Any]:
             procs.append(litellm_node)
             litellm_url = lurls[0]
         targets = start_targets(run, procs, urls[0], litellm_url, node.max_parallel)
+        if sc.key == "S1-c1" and "direct" in run.targets:
+            # The router streams from the node even for a non-streamed request (so first-token
+            # and between-token timeouts apply); this row is that same node work, direct.
+            targets.insert(1, tg.direct(urls[0], name=STREAMED_DIRECT, stream=True))
         if sc.tool == "wrk":  # wrk reads no body; the aiohttp client checks every answer itself
             for t in targets:
                 preflight(run, sc, t)

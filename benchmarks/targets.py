@@ -39,6 +39,9 @@ class Target:
     protocol: str  # "native" | "openai"
     proc: Proc | None = None  # the proxy whose CPU and RSS the tables show
     headers: dict[str, str] = field(default_factory=dict)
+    # None: the scenario says whether to stream; True: always (`direct-stream`: the node's
+    # streamed answer, which is what the router asks of the node for a non-streamed request).
+    stream: bool | None = None
 
     @property
     def url(self) -> str:
@@ -212,5 +215,6 @@ def start_litellm(run_dir: Path, cores: Cores, node_url: str) -> Target:
     )
 
 
-def direct(node_url: str) -> Target:
-    return Target("direct", node_url, "native", None, {"Content-Type": "application/json"})
+def direct(node_url: str, name: str = "direct", stream: bool | None = None) -> Target:
+    headers = {"Content-Type": "application/json"}
+    return Target(name, node_url, "native", None, headers, stream)

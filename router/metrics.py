@@ -199,8 +199,10 @@ class Metrics:
             key = ctx.key.name if ctx.key is not None else ""
             child(self.prompt_tokens, model, node, key).inc(ctx.prompt_tokens)
             child(self.completion_tokens, model, node, key).inc(ctx.completion_tokens)
-            # setdefault: a node added by a reload gets its window on its first answer.
-            self._token_rates.setdefault(node, RateWindow()).add(end, ctx.completion_tokens)
+            window = self._token_rates.get(node)
+            if window is None:  # a node added by a reload gets its window on its first answer
+                window = self._token_rates[node] = RateWindow()
+            window.add(end, ctx.completion_tokens)
 
     def _per_route(self, endpoint: str, model: str, status: int) -> tuple[Any, Any]:
         """The request counter and duration children for these labels, looked up once."""

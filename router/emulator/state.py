@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -53,8 +52,9 @@ class NodeState:
         self.clock = WallClock()
         self.semaphore = asyncio.Semaphore(config.max_parallel)
         self.capacity = config.max_parallel + config.max_queue
-        # display name → (monotonic expiry, keep-alive seconds); order = least recently used first
-        self.loaded: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        # display name → (monotonic expiry, keep-alive seconds, `expires_at` as /api/ps shows
+        # it); order = least recently used first
+        self.loaded: OrderedDict[str, tuple[float, float, str]] = OrderedDict()
         self.load_locks = {key: asyncio.Lock() for key in self.catalog}
         self.prefixes: dict[bytes, None] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -114,7 +114,11 @@ class NodeState:
         previous = self.loaded.pop(key, None)
         if keep_alive_s is None:
             keep_alive_s = previous[1] if previous else DEFAULT_KEEP_ALIVE_S
-        self.loaded[key] = (time.monotonic() + keep_alive_s, keep_alive_s)
+        # Ollama stores the expiry when a request ends and /api/ps shows that stored time: the
+        # same text on every call until the model is used again.
+        wall_expiry = time.time() + min(keep_alive_s, _FOREVER_S)
+        expires_at = self.clock.format_ns(int(wall_expiry * 1e9))
+        self.loaded[key] = (time.monotonic() + keep_alive_s, keep_alive_s, expires_at)
         cap = self.config.max_loaded_models
         while cap and len(self.loaded) > cap:
             self.loaded.popitem(last=False)
@@ -133,19 +137,14 @@ class NodeState:
         self.touch(key, keep_alive_s)
 
     def ps_body(self) -> bytes:
-        now_mono, now_wall = time.monotonic(), time.time()
         rows = []
         for key in list(self.loaded):
             if not self.is_loaded(key):
                 continue
-            expiry = self.loaded[key][0]
-            left = _FOREVER_S if math.isinf(expiry) else expiry - now_mono
-            rows.append((left, key))
-        rows.sort(reverse=True)
-        models = []
-        for left, key in rows:
-            expires = self.clock.format_ns(int((now_wall + min(left, _FOREVER_S)) * 1e9))
-            models.append(self.catalog[key].ps_entry(expires))
+            expiry, _, expires_at = self.loaded[key]
+            rows.append((min(expiry, _FOREVER_S), key, expires_at))
+        rows.sort(reverse=True)  # the latest expiry first, as Ollama sorts
+        models = [self.catalog[key].ps_entry(expires_at) for _, key, expires_at in rows]
         return orjson.dumps({"models": models})
 
     # -- prefix cache ----------------------------------------------------------------------------

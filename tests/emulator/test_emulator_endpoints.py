@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import datetime
 
 import aiohttp
+import orjson
 import pytest
 
 from router.emulator import EmulatedNode
@@ -78,6 +80,25 @@ async def test_ps_lists_preloaded_models(
         ]  # fmt: skip
         assert RFC3339_NANO.match(m["expires_at"])
         assert m["size_vram"] == m["size"]
+
+
+async def test_ps_shows_the_stored_expiry_until_the_model_is_used(
+    make_node: NodeFactory, session: aiohttp.ClientSession
+) -> None:
+    # Ollama keeps a model's expiry from its last request; /api/ps shows that, unchanged.
+    node = await make_node(models=("a",))
+    bodies = []
+    for _ in range(2):
+        async with session.get(node.url + "/api/ps") as resp:
+            bodies.append(await resp.read())
+        await asyncio.sleep(0.01)
+    assert bodies[0] == bodies[1]
+    body = {"model": "a", "prompt": "hi", "stream": False, "options": {"num_predict": 1}}
+    async with session.post(node.url + "/api/generate", json=body) as resp:
+        assert resp.status == 200
+    async with session.get(node.url + "/api/ps") as resp:
+        after = (await resp.json())["models"][0]["expires_at"]
+    assert parse_time(after) > parse_time(orjson.loads(bodies[0])["models"][0]["expires_at"])
 
 
 async def test_ps_empty_when_not_preloaded(

@@ -14,9 +14,10 @@ Expected completion = wait + S, plus `cold_load_s` when /api/ps says the model i
 the node (unknown = no penalty). `queue_weight` > 1 scales the wait, to price the delay a queued
 request also puts on later ones (1 = each request's own completion, as issue 7 states it).
 
-Unknown speeds fall back to the node's speed over all models, then to a fleet value the caller
-passes (the median of the other candidates' known speeds), then to the policy's defaults: a new
-node is scored like a typical one, gets a few requests and is measured.
+Unknown speeds fall back to the node's speed over all models, then to the median of the other
+candidates' known speeds (`fleet_speed`), then to the policy's defaults: a new node is scored
+like a typical one, gets a few requests and is measured. `router.strategies.CostAware.costs`
+applies the model; this module holds its parts.
 """
 
 from __future__ import annotations
@@ -25,25 +26,12 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from statistics import median
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 DEFAULT_TOKENS = 128.0  # expected completion length of a model never seen finishing
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
-
-
-class NodeLike(Protocol):
-    """What scoring reads of a node (`router.fleet.NodeState` fits)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def capacity(self) -> int: ...
-    @property
-    def in_flight(self) -> int: ...
-    @property
-    def remote_in_flight(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -226,31 +214,6 @@ def fleet_speed(
         if rate is not None:
             rates.append(rate)
     return (median(ttfts) if ttfts else None), (median(rates) if rates else None)
-
-
-def expected_completion_s(
-    node: NodeLike,
-    model: str,
-    stats: SpeedStats,
-    policy: CostPolicy,
-    *,
-    loaded: bool | None,
-    fleet_ttft_s: float | None = None,
-    fleet_tokens_per_s: float | None = None,
-) -> float:
-    """Seconds until a request for `model` sent to `node` now would finish (module docstring)."""
-    ttft, rate = stats.estimate(node.name, model)
-    if ttft is None:
-        ttft = policy.default_ttft_s if fleet_ttft_s is None else fleet_ttft_s
-    if rate is None:
-        rate = policy.default_tokens_per_s if fleet_tokens_per_s is None else fleet_tokens_per_s
-    return completion_s(
-        load=node.in_flight + node.remote_in_flight,
-        capacity=node.capacity,
-        service_s=ttft + stats.expected_tokens(model) / rate,
-        cold_s=policy.cold_load_s if loaded is False else 0.0,
-        queue_weight=policy.queue_weight,
-    )
 
 
 def _ok(x: float) -> bool:

@@ -14,9 +14,9 @@ from router.scoring import (
     Ewma,
     SpeedStats,
     completion_s,
-    expected_completion_s,
     fleet_speed,
 )
+from router.strategies import CostAware
 
 M = "llama3:latest"
 
@@ -25,6 +25,20 @@ def node(name: str, in_flight: int = 0, capacity: int = 4, remote: int = 0) -> N
     state = NodeState(config=NodeConfig(name, f"http://{name}:11434", max_concurrency=capacity))
     state.in_flight, state.remote_in_flight = in_flight, remote
     return state
+
+
+def cost(
+    target: NodeState,
+    stats: SpeedStats,
+    policy: CostPolicy,
+    *,
+    loaded: bool | None = None,
+    others: tuple[NodeState, ...] = (),
+) -> float:
+    """What the shipped strategy expects one more request on `target` to take, scored among
+    `others` (whose known speeds are the fleet's fallback)."""
+    scorer = CostAware(stats, loaded=lambda _node, _model: loaded, policy=policy)
+    return scorer.costs([target, *others], M)[0]
 
 
 def stats_with(*speeds: tuple[str, float, float], tokens: int = 100) -> SpeedStats:
@@ -203,9 +217,7 @@ def test_queue_weight_scales_only_the_wait(load: int, weight: float, expected: f
     assert got == pytest.approx(expected + 1.0)
     policy = CostPolicy(default_ttft_s=1.0, default_tokens_per_s=100.0, queue_weight=weight)
     stats = SpeedStats(default_tokens=100.0)
-    assert expected_completion_s(node("a", load), M, stats, policy, loaded=None) == pytest.approx(
-        expected
-    )
+    assert cost(node("a", load), stats, policy) == pytest.approx(expected)
 
 
 POLICY = CostPolicy(default_ttft_s=0.5, default_tokens_per_s=25.0, cold_load_s=10.0)
@@ -214,38 +226,36 @@ POLICY = CostPolicy(default_ttft_s=0.5, default_tokens_per_s=25.0, cold_load_s=1
 @pytest.mark.parametrize(
     ("seen", "fleet", "loaded", "expected"),
     [
-        ([("a", M, 1.0, 50.0)], (None, None), None, 1.0 + 100 / 50),
-        ([("a", "other", 9.0, 20.0)], (None, None), None, 0.5 + 100 / 20),  # node's speed
-        ([("a", "other", 9.0, 20.0)], (2.0, 40.0), None, 2.0 + 100 / 20),  # fleet ttft only
-        ([], (2.0, 40.0), None, 2.0 + 100 / 40),  # fleet median
-        ([], (None, None), None, 0.5 + 100 / 25),  # policy defaults
-        ([("a", M, 1.0, 50.0)], (None, None), True, 3.0),
-        ([("a", M, 1.0, 50.0)], (None, None), False, 13.0),
+        ([("a", M, 1.0, 50.0)], False, None, 1.0 + 100 / 50),
+        ([("a", "other", 9.0, 20.0)], False, None, 0.5 + 100 / 20),  # node's speed
+        ([("a", "other", 9.0, 20.0)], True, None, 2.0 + 100 / 20),  # fleet ttft only
+        ([], True, None, 2.0 + 100 / 40),  # the other candidates' median
+        ([], False, None, 0.5 + 100 / 25),  # policy defaults
+        ([("a", M, 1.0, 50.0)], False, True, 3.0),
+        ([("a", M, 1.0, 50.0)], False, False, 13.0),
     ],
     ids=["measured", "node-speed-other-model", "fleet-ttft", "fleet-median", "defaults",
          "loaded", "cold"],
 )  # fmt: skip
 def test_expected_completion_fallbacks(
-    seen: list[tuple[str, str, float, float]],
-    fleet: tuple[float | None, float | None],
-    loaded: bool | None,
-    expected: float,
+    seen: list[tuple[str, str, float, float]], fleet: bool, loaded: bool | None, expected: float
 ) -> None:
     stats = SpeedStats()
     stats.observe("z", M, ttft_s=None, tokens=100, decode_s=None)  # expected tokens: 100
     for name, model, ttft, rate in seen:
         stats.observe(name, model, ttft_s=ttft, tokens=100, decode_s=100 / rate)
-    got = expected_completion_s(
-        node("a"), M, stats, POLICY, loaded=loaded, fleet_ttft_s=fleet[0],
-        fleet_tokens_per_s=fleet[1],
-    )  # fmt: skip
+    others: tuple[NodeState, ...] = ()
+    if fleet:  # another candidate, measured at 2 s to first token and 40 tokens/s
+        stats.observe("b", M, ttft_s=2.0, tokens=100, decode_s=100 / 40)
+        others = (node("b"),)
+    got = cost(node("a"), stats, POLICY, loaded=loaded, others=others)
     assert got == pytest.approx(expected)
 
 
 def test_remote_in_flight_counts_as_load() -> None:
     stats = stats_with(("a", 1.0, 100.0))  # S = 2 s
-    local = expected_completion_s(node("a", 4, 4), M, stats, POLICY, loaded=None)
-    mixed = expected_completion_s(node("a", 1, 4, remote=3), M, stats, POLICY, loaded=None)
+    local = cost(node("a", 4, 4), stats, POLICY)
+    mixed = cost(node("a", 1, 4, remote=3), stats, POLICY)
     assert local == mixed == pytest.approx(2.5)
 
 
@@ -286,15 +296,15 @@ def test_a_3x_slower_idle_node_loses_until_fast_nodes_queue_deeply(fast_load: in
     # node wins only when the fast one's queue costs more than 13.3 - 4.77 = 8.5 s, i.e. more
     # than 7 queued (wait = (load - 3) * 4.77 / 4 > 8.5 ⇔ load >= 11).
     stats = stats_with(("fast", 0.5, 30.0), ("slow", 0.5, 10.0), tokens=128)
-    fast = expected_completion_s(node("fast", fast_load), M, stats, POLICY, loaded=True)
-    slow = expected_completion_s(node("slow", 0), M, stats, POLICY, loaded=True)
+    fast = cost(node("fast", fast_load), stats, POLICY, loaded=True)
+    slow = cost(node("slow", 0), stats, POLICY, loaded=True)
     assert fast < slow
 
 
 def test_the_slow_node_wins_past_the_break_even_queue() -> None:
     stats = stats_with(("fast", 0.5, 30.0), ("slow", 0.5, 10.0), tokens=128)
-    slow = expected_completion_s(node("slow", 0), M, stats, POLICY, loaded=True)
-    fast = [expected_completion_s(node("fast", n), M, stats, POLICY, loaded=True) for n in (10, 11)]
+    slow = cost(node("slow", 0), stats, POLICY, loaded=True)
+    fast = [cost(node("fast", n), stats, POLICY, loaded=True) for n in (10, 11)]
     assert fast[0] < slow < fast[1]
 
 
@@ -307,7 +317,7 @@ def test_a_hot_model_beats_a_cold_load_by_cold_load_s_of_queueing(hot_load: int,
     # S = 1 + 100/100 = 2 s, capacity 2: a slot frees every second, so the hot node's queue
     # wait is (load - 1) s; it wins until that wait passes cold_load_s = 10 s.
     stats = stats_with(("hot", 1.0, 100.0), ("cold", 1.0, 100.0))
-    hot = expected_completion_s(node("hot", hot_load, 2), M, stats, POLICY, loaded=True)
-    cold = expected_completion_s(node("cold", 0, 2), M, stats, POLICY, loaded=False)
+    hot = cost(node("hot", hot_load, 2), stats, POLICY, loaded=True)
+    cold = cost(node("cold", 0, 2), stats, POLICY, loaded=False)
     assert cold == pytest.approx(12.0)
     assert (hot < cold) == (winner == "hot")

@@ -59,8 +59,8 @@ async def _route_model(state: RouterState, ctx: RequestContext, requested: str) 
 def _json(body: bytes, ctx: RequestContext, state: RouterState) -> web.Response:
     own_ms = (state.clock() - ctx.start - ctx.upstream_s) * 1000
     timing = f"upstream;dur={ctx.upstream_s * 1000:.2f}, router;dur={own_ms:.2f}"
-    headers = {"Content-Type": JSON, "Server-Timing": timing, "X-Request-ID": ctx.request_id}
-    return web.Response(body=body, headers=headers)
+    # X-Request-ID is added by the middleware, as on every answer not yet sent.
+    return web.Response(body=body, headers={"Content-Type": JSON, "Server-Timing": timing})
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

@@ -68,7 +68,16 @@ class SpeedStats:
     keys, so arbitrary names cannot grow memory without bound.
     """
 
-    __slots__ = ("_alpha", "_default_tokens", "_loads", "_max", "_nodes", "_pairs", "_tokens")
+    __slots__ = (
+        "_alpha",
+        "_default_tokens",
+        "_load_median",
+        "_loads",
+        "_max",
+        "_nodes",
+        "_pairs",
+        "_tokens",
+    )
 
     def __init__(
         self,
@@ -85,6 +94,9 @@ class SpeedStats:
         self._nodes: dict[str, Ewma] = {}
         self._tokens: dict[str, Ewma] = {}
         self._loads: dict[str, Ewma] = {}
+        # The median of `_loads`, made when first asked after a change: requests read it for
+        # every cold candidate never seen loading, loads are measured rarely.
+        self._load_median: tuple[float | None] | None = None
 
     def observe(
         self,
@@ -114,6 +126,7 @@ class SpeedStats:
         """How long `node` took to load a model that was cold (Ollama's `load_duration`)."""
         if _ok(load_s):
             self._touch(self._loads, node, self._new_ewma).update(load_s)
+            self._load_median = None
 
     def load_s(self, node: str) -> float | None:
         """The node's measured time to load a cold model, else the median over nodes that
@@ -121,8 +134,10 @@ class SpeedStats:
         ewma = self._loads.get(node)
         if ewma is not None and ewma.value is not None:
             return ewma.value
-        known = [e.value for e in self._loads.values() if e.value is not None]
-        return median(known) if known else None
+        if self._load_median is None:
+            known = [e.value for e in self._loads.values() if e.value is not None]
+            self._load_median = (median(known) if known else None,)
+        return self._load_median[0]
 
     def ttft(self, node: str, model: str) -> float | None:
         pair = self._pairs.get((node, model))

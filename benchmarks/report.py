@@ -3,7 +3,7 @@ issue 5 checked against the same run, and the generated part of RESULTS.md."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,11 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+def _in_order(names: Iterable[str]) -> list[str]:
+    """Target names in the tables' order (direct first, peers last; unknown ones at the end)."""
+    return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+
+
 def measures_of(scenario: dict[str, Any]) -> list[Measure]:
     return [Measure(**m) for m in scenario.get("measures", [])]
 
@@ -50,7 +55,7 @@ def load_table(scenario: dict[str, Any]) -> list[str]:
     ms = measures_of(scenario)
     groups = by_target(ms)
     rows = []
-    for name in sorted(groups, key=lambda n: ORDER.index(n) if n in ORDER else 99):
+    for name in _in_order(groups):
         g = groups[name]
 
         def col(attr: str, digits: int, g: list[Measure] = g) -> str:
@@ -119,7 +124,7 @@ def load_table(scenario: dict[str, Any]) -> list[str]:
 def _cpu_split(groups: dict[str, list[Measure]]) -> list[str]:
     """CPU per request by process (median over repeats), where the run measured it."""
     parts = []
-    for name in sorted(groups, key=lambda n: ORDER.index(n) if n in ORDER else 99):
+    for name in _in_order(groups):
         cells = []
         for who in ("client", "node", "proxy"):
             s = spread([m.extra.get("cpu_us_per_request", {}).get(who) for m in groups[name]])

@@ -31,17 +31,17 @@ from benchmarks.loadgen import LoadSpec
 from benchmarks.procs import Proc, Sampler, running
 from benchmarks.scenarios import Run, measure_aiohttp
 from benchmarks.stats import Measure
-from router.admission import AdmissionQueue
-from router.affinity import AffinityRing
-from router.balancer import choose
 from router.config import NodeConfig
 from router.emulator import EmulatorConfig, Faults, NodeStats
 from router.emulator.state import NodeState as EmulatorNodeState
-from router.fleet import Fleet, NodeState
-from router.local_slots import QueuedSlots, _Waiting
-from router.scoring import SpeedStats
-from router.strategies import CostAware
-from router.upstream import parse_tags, ps_fingerprint, tags_fingerprint
+from router.fleet.registry import Fleet, NodeState
+from router.routing.admission import AdmissionQueue
+from router.routing.affinity import AffinityRing
+from router.routing.balancer import choose
+from router.routing.local import QueuedSlots, _Waiting
+from router.routing.scoring import SpeedStats
+from router.routing.strategies import CostAware
+from router.upstream.client import parse_tags, ps_fingerprint, tags_fingerprint
 
 HEALTH_INTERVAL_S = 5.0
 _HEALTH_COUNT = re.compile(r"^jarvis_health_check_duration_seconds_count\{[^}]*\} (\S+)$", re.M)

@@ -24,8 +24,8 @@ import aiohttp
 from aiohttp import web
 
 from benchmarks.stats import pct
-from router.app import create_app, make_runner
-from router.auth import digest, new_key
+from router.api.app import create_app, make_runner
+from router.api.auth import digest, new_key
 from router.config import ApiKeyConfig, CoordinationConfig, FleetConfig, HealthConfig, NodeConfig
 from router.emulator import EmulatedNode, EmulatorConfig
 

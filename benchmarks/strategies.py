@@ -29,11 +29,11 @@ import orjson
 from aiohttp import web
 
 from benchmarks.stats import pct
-from router.app import create_app, make_runner
-from router.auth import digest, new_key
+from router.api.app import create_app, make_runner
+from router.api.auth import digest, new_key
+from router.api.state import STATE
 from router.config import ApiKeyConfig, FleetConfig, HealthConfig, NodeConfig, RoutingConfig
 from router.emulator import EmulatedNode, EmulatorConfig
-from router.state import STATE
 
 STRATEGIES = ("random", "round_robin", "least_loaded", "cost_aware")
 CAPACITY = 4  # per node, router and emulator alike: the router's queue absorbs the rest

@@ -23,7 +23,7 @@ import yaml
 
 from benchmarks import litellm
 from benchmarks.procs import Cores, Proc, free_port, wait_http
-from router.auth import digest, new_key
+from router.api.auth import digest, new_key
 
 HERE = Path(__file__).resolve().parent
 MODEL = "llama3"

@@ -11,9 +11,9 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from router import __version__
-from router.auth import digest, new_key
+from router.api.auth import digest, new_key
 from router.config import ConfigError, FleetConfig, load_config
-from router.logs import configure_logging
+from router.obs.logs import configure_logging
 
 KEY_ENV = "JARVIS_API_KEY"
 
@@ -29,7 +29,7 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from router.app import create_app, serve
+    from router.api.app import create_app, serve
 
     config = load_config(args.config)
     configure_logging(
@@ -42,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from router.app import create_app, serve
+    from router.api.app import create_app, serve
     from router.demo import demo_config, demo_nodes
 
     configure_logging(args.log_level, "text")
@@ -178,7 +178,7 @@ def _admin_call(args: argparse.Namespace, path: str, method: str = "GET") -> Any
 
 
 def _status(args: argparse.Namespace) -> int:
-    from router.admin import format_table
+    from router.api.admin import format_table
 
     view = _admin_call(args, "/admin/nodes")
     if isinstance(view, int):

@@ -6,7 +6,7 @@ model map matters.
 
 from __future__ import annotations
 
-from router.auth import digest
+from router.api.auth import digest
 from router.config import ApiKeyConfig, FleetConfig, HealthConfig, ListenConfig, NodeConfig
 from router.emulator import EmulatedNode, EmulatorConfig
 

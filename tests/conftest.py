@@ -19,8 +19,9 @@ import pytest
 from aiohttp import web
 from openai import AsyncOpenAI
 
-from router.app import create_app, make_runner
-from router.auth import digest, new_key
+from router.api.app import create_app, make_runner
+from router.api.auth import digest, new_key
+from router.api.state import STATE, RouterState
 from router.config import (
     ApiKeyConfig,
     FleetConfig,
@@ -29,7 +30,6 @@ from router.config import (
     RoutingConfig,
 )
 from router.emulator import EmulatedNode, EmulatorConfig
-from router.state import STATE, RouterState
 
 
 @dataclass

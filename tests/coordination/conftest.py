@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from router.app import create_app, make_runner
-from router.auth import digest, new_key
+from router.api.app import create_app, make_runner
+from router.api.auth import digest, new_key
 from router.config import (
     ApiKeyConfig,
     CoordinationConfig,

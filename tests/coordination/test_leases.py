@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from router.coordination import RedisDown
+from router.routing.redis_slots import RedisDown
 from tests.coordination.conftest import RedisServer
 
 pytestmark = pytest.mark.timeout(10)
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(10)
 
 @pytest.fixture
 async def leases(redis_server: RedisServer) -> AsyncIterator[object]:
-    from router.redis_leases import RedisLeases
+    from router.routing.redis_leases import RedisLeases
 
     store = RedisLeases(redis_server.url, prefix="test", ttl_s=0.4)
     try:

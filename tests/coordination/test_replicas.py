@@ -14,9 +14,9 @@ from collections.abc import Callable
 import openai
 import pytest
 
-from router.coordination import RedisDown, RedisSlots
 from router.emulator import EmulatorConfig
-from router.local_slots import QueuedSlots
+from router.routing.local import QueuedSlots
+from router.routing.redis_slots import RedisDown, RedisSlots
 from tests.conftest import Router, wait_until
 from tests.coordination.conftest import SLOW, RedisServer, ReplicaFactory, sample
 
@@ -146,7 +146,7 @@ async def test_a_client_that_leaves_while_waiting_holds_nothing(
 async def test_a_dead_replicas_slots_come_back_after_their_ttl(
     redis_server: RedisServer, make_replicas: ReplicaFactory
 ) -> None:
-    from router.redis_leases import RedisLeases
+    from router.routing.redis_leases import RedisLeases
 
     (router,) = await make_replicas(1, {"a": SLOW}, max_concurrency=2, redis_url=redis_server.url)
     dead = RedisLeases(redis_server.url, prefix="jarvis", ttl_s=0.6)
@@ -256,7 +256,7 @@ async def test_a_router_starts_without_redis_and_joins_when_it_appears(
 async def test_every_lease_is_given_back_to_redis(
     redis_server: RedisServer, make_replicas: ReplicaFactory
 ) -> None:
-    from router.redis_leases import RedisLeases
+    from router.routing.redis_leases import RedisLeases
 
     routers = await make_replicas(
         2, {"a": SLOW, "b": SLOW}, max_concurrency=2, redis_url=redis_server.url

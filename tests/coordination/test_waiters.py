@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from router.waiters import Waiters
+from router.routing.waiters import Waiters
 
 pytestmark = pytest.mark.timeout(5)
 

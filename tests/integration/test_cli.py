@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 import yaml
 
-from router.auth import digest, new_key
+from router.api.auth import digest, new_key
 from router.emulator import EmulatedNode, EmulatorConfig
 from tests.conftest import free_port, wait_for_ok
 

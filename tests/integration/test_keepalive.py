@@ -15,10 +15,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from router.app import create_app, make_runner
-from router.auth import digest, new_key
+from router.api.app import create_app, make_runner
+from router.api.auth import digest, new_key
 from router.config import ApiKeyConfig, FleetConfig, NodeConfig
-from router.upstream import END_WAIT_S
+from router.upstream.client import END_WAIT_S
 from tests.conftest import wait_until
 
 LINES = [

@@ -21,7 +21,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from router.auth import digest, new_key
+from router.api.auth import digest, new_key
 from router.config import ApiKeyConfig
 from router.emulator import EmulatorConfig
 from tests.conftest import Router

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import yaml
 
-from router.auth import digest, new_key
+from router.api.auth import digest, new_key
 from router.cli import main
 from router.config import MetricsConfig
 from router.emulator import EmulatedNode, EmulatorConfig

@@ -16,10 +16,10 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from router.config import FleetConfig, NodeConfig
-from router.fleet import Fleet
-from router.metrics import Metrics
-from router.routing import build_slots
-from router.scoring import SpeedStats
+from router.fleet.registry import Fleet
+from router.obs.metrics import Metrics
+from router.routing.build import build_slots
+from router.routing.scoring import SpeedStats
 from tests.conftest import RouterFactory
 from tests.observability.conftest import PACED, ROOT, mixed_traffic, require_tool, scrape
 
@@ -113,7 +113,7 @@ def test_docs_list_every_jarvis_family() -> None:
         if m.name.startswith("jarvis_")
     }
     with_redis_only = {"jarvis_coordination_up", "jarvis_coordination_errors_total"}
-    with_fleet_file_only = {"jarvis_config_reloads_total"}  # router.reload, `serve --config`
+    with_fleet_file_only = {"jarvis_config_reloads_total"}  # router.api.reload, `serve --config`
     assert exported | with_redis_only | with_fleet_file_only == documented
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.rates import RateWindow
+from router.obs.rates import RateWindow
 
 
 @pytest.mark.parametrize(

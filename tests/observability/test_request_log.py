@@ -14,12 +14,12 @@ import orjson
 import pytest
 from aiohttp import web
 
-import router.middleware
-from router.app import create_app, make_runner
-from router.auth import digest, new_key
+import router.api.middleware
+from router.api.app import create_app, make_runner
+from router.api.auth import digest, new_key
 from router.config import ApiKeyConfig, FleetConfig, LoggingConfig, NodeConfig
 from router.emulator import EmulatedNode, EmulatorConfig
-from router.logs import REQUEST_LOGGER, JsonFormatter, TextFormatter
+from router.obs.logs import REQUEST_LOGGER, JsonFormatter, TextFormatter
 from tests.conftest import Router, RouterFactory, wait_until
 from tests.observability.conftest import MESSAGES, MODEL, PACED, SHORT
 
@@ -144,13 +144,13 @@ async def test_no_line_is_built_when_request_logging_is_off(
     config: LoggingConfig | None,
 ) -> None:
     built: list[object] = []
-    real = router.middleware.request_fields
+    real = router.api.middleware.request_fields
 
     def spy(*args: Any) -> dict[str, Any]:
         built.append(args)
         return real(*args)
 
-    monkeypatch.setattr(router.middleware, "request_fields", spy)
+    monkeypatch.setattr(router.api.middleware, "request_fields", spy)
     if config is None:
         caplog.set_level(logging.WARNING, logger=REQUEST_LOGGER)
         jarvis = await make_router({"node-a": PACED})

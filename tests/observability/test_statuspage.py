@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from router.api.statuspage import render
 from router.emulator import EmulatorConfig
-from router.statuspage import render
 from tests.conftest import RouterFactory, wait_until
 from tests.observability.conftest import MESSAGES, MODEL, PACED, SHORT, require_tool
 

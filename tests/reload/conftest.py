@@ -17,11 +17,11 @@ import pytest
 import yaml
 from aiohttp import web
 
-from router.app import create_app, make_runner
-from router.auth import digest, new_key
+from router.api.app import create_app, make_runner
+from router.api.auth import digest, new_key
+from router.api.reload import RELOADER, Reloader
 from router.config import load_config
 from router.emulator import EmulatedNode, EmulatorConfig
-from router.reload import RELOADER, Reloader
 from tests.conftest import Router, _all_idle, wait_until
 
 # ~10 tokens at 100 tokens/s: each request holds its node for ~0.1 s, so reloads and drains

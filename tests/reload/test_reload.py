@@ -9,8 +9,8 @@ import logging
 import openai
 import pytest
 
+from router.api.reload import pin_restart_only
 from router.config import load_config
-from router.reload import pin_restart_only
 from tests.conftest import wait_until
 from tests.reload.conftest import MODEL, LiveFactory, Load, chats, run_load
 
@@ -76,7 +76,7 @@ async def test_fleet_changes_under_load_drop_no_request(
         # A bad file is refused whole: the running config stays, the error is logged, counted.
         running = router.state.config
         fleet.write(fleet.path.read_text().replace("max_concurrency: 1", "max_concurrency: 0"))
-        with caplog.at_level(logging.ERROR, logger="router.reload"):
+        with caplog.at_level(logging.ERROR, logger="router.api.reload"):
             assert not await live.reloader.reload()
         assert "nodes[0].max_concurrency must be >= 1, got 0" in caplog.text
         assert live.reloads("error") == 1 and live.reloads("ok") == 5
@@ -101,7 +101,7 @@ async def test_restart_only_values_keep_their_running_value(
     fleet.data["routing"]["max_attempts"] = 5
     fleet.data["routing"]["max_connections_per_node"] = 7
     fleet.write()
-    with caplog.at_level(logging.WARNING, logger="router.reload"):
+    with caplog.at_level(logging.WARNING, logger="router.api.reload"):
         assert await live.reloader.reload()
     assert "listen, routing.max_connections_per_node changed, which takes a restart" in caplog.text
     assert state.config.listen.port == 8080

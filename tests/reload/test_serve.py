@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import yaml
 
-from router.auth import digest, new_key
+from router.api.auth import digest, new_key
 from router.emulator import EmulatedNode
 from tests.conftest import free_port, wait_for_ok
 from tests.reload.conftest import MODEL, PACED

@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 
 import openai
 
-from router.auth import digest, new_key
+from router.api.auth import digest, new_key
 from router.config import ApiKeyConfig, RoutingConfig
 from router.emulator import EmulatorConfig
 from tests.conftest import RouterFactory

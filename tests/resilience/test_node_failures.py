@@ -11,9 +11,9 @@ import aiohttp
 import openai
 import pytest
 
-from router.breaker import BreakerState
 from router.config import BreakerConfig, HealthConfig, RoutingConfig
 from router.emulator import EmulatorConfig
+from router.fleet.breaker import BreakerState
 from tests.conftest import Router, RouterFactory, wait_until
 from tests.resilience.helpers import (
     Result,

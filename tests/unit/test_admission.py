@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from router.admission import AdmissionQueue, QueueFull, QueueTimeout
+from router.routing.admission import AdmissionQueue, QueueFull, QueueTimeout
 
 
 @dataclass(frozen=True)

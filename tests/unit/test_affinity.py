@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from router.affinity import AffinityRing, session_key
 from router.config import NodeConfig
-from router.fleet import NodeState
+from router.fleet.registry import NodeState
+from router.routing.affinity import AffinityRing, session_key
 
 SYSTEM = {"role": "system", "content": "You are terse."}
 FIRST = {"role": "user", "content": "What is a GPU?"}

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from router.auth import KeyRing, digest, new_key
+from router.api.auth import KeyRing, digest, new_key
 from router.config import ApiKeyConfig
 
 KEY_RE = re.compile(r"^jrv_[A-Za-z0-9_-]{32,}$")

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from router.balancer import SAMPLE_ABOVE, choose
 from router.config import NodeConfig
-from router.fleet import NodeState
+from router.fleet.registry import NodeState
+from router.routing.balancer import SAMPLE_ABOVE, choose
 
 
 def pick(nodes: list[NodeState], rng: random.Random, exclude: set[str] | None = None) -> str:

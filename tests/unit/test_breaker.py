@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from router.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from router.fleet.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 NO_JITTER = BreakerPolicy(failure_threshold=3, base_backoff_s=1.0, max_backoff_s=8.0, jitter=0.0)

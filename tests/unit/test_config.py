@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from router.auth import KeyRing
+from router.api.auth import KeyRing
 from router.config import (
     DEFAULT_MAX_BODY_BYTES,
     KEYS_FILE_ENV,

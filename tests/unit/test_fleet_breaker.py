@@ -6,9 +6,9 @@ import asyncio
 import random
 import time
 
-from router.breaker import BreakerPolicy
 from router.config import NodeConfig
-from router.fleet import Fleet
+from router.fleet.breaker import BreakerPolicy
+from router.fleet.registry import Fleet
 
 
 async def _readmitted(fleet: Fleet) -> None:

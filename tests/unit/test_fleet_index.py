@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from router.breaker import BreakerPolicy
 from router.config import NodeConfig
-from router.fleet import Fleet, NodeState
+from router.fleet.breaker import BreakerPolicy
+from router.fleet.registry import Fleet, NodeState
 
 MODELS = [f"m{j}:latest" for j in range(6)]
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from router.logs import REQUEST_LOGGER, JsonFormatter, RequestLog
+from router.obs.logs import REQUEST_LOGGER, JsonFormatter, RequestLog
 
 FIELDS: dict[str, Any] = {
     "request_id": "abc",

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from router.config import NodeConfig
-from router.fleet import NodeState
-from router.scoring import (
+from router.fleet.registry import NodeState
+from router.routing.scoring import (
     DEFAULT_TOKENS,
     CostPolicy,
     Ewma,
@@ -16,7 +16,7 @@ from router.scoring import (
     completion_s,
     fleet_speed,
 )
-from router.strategies import CostAware
+from router.routing.strategies import CostAware
 
 M = "llama3:latest"
 

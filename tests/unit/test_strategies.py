@@ -17,11 +17,11 @@ from heapq import heappop, heappush
 
 import pytest
 
-from router.balancer import choose
 from router.config import NodeConfig
-from router.fleet import NodeState
-from router.scoring import CostPolicy, SpeedStats
-from router.strategies import (
+from router.fleet.registry import NodeState
+from router.routing.balancer import choose
+from router.routing.scoring import CostPolicy, SpeedStats
+from router.routing.strategies import (
     STRATEGIES,
     Chooser,
     CostAware,

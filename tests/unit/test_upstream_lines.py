@@ -8,8 +8,8 @@ from typing import Any, cast
 import pytest
 
 from router.config import NodeConfig
-from router.fleet import NodeState
-from router.upstream import LineReader, Outcome
+from router.fleet.registry import NodeState
+from router.upstream.client import LineReader, Outcome
 
 TOKEN = b'{"message":{"content":"a"},"done":false}'
 DONE = b'{"done":true,"eval_count":1}'

@@ -19,14 +19,21 @@ from typing import Any, TypeVar
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from router.admission import AdmissionRejected
 from router.context import RequestContext
-from router.coordination import NoFreeSlot, SlotStore
 from router.errors import ModelNotFound, RateLimited, ServiceUnavailable, UpstreamRejected
-from router.fleet import Fleet, Lease, NodeState
-from router.metrics import Metrics
-from router.scoring import SpeedStats
-from router.upstream import NODE_DOWN, NODE_FAULT, LineReader, Outcome, Upstream, UpstreamError
+from router.fleet.registry import Fleet, Lease, NodeState
+from router.obs.metrics import Metrics
+from router.routing.admission import AdmissionRejected
+from router.routing.redis_slots import NoFreeSlot, SlotStore
+from router.routing.scoring import SpeedStats
+from router.upstream.client import (
+    NODE_DOWN,
+    NODE_FAULT,
+    LineReader,
+    Outcome,
+    Upstream,
+    UpstreamError,
+)
 from router.wire.ollama import Gathered
 
 T = TypeVar("T")

@@ -21,9 +21,9 @@ from dataclasses import replace
 from aiohttp import web
 from prometheus_client import Counter
 
-from router.auth import KeyRing
+from router.api.auth import KeyRing
+from router.api.state import RouterState
 from router.config import ConfigError, FleetConfig, load_config
-from router.state import RouterState
 
 log = logging.getLogger(__name__)
 

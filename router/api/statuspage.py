@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from router.admin import fleet_view, require_admin
-from router.state import STATE
+from router.api.admin import fleet_view, require_admin
+from router.api.state import STATE
 
 REFRESH_S = 5
 _HEADERS = {

@@ -13,9 +13,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
-from router.balancer import choose
-from router.fleet import NodeState
-from router.scoring import CostPolicy, SpeedStats, completion_s, fleet_speed
+from router.fleet.registry import NodeState
+from router.routing.balancer import choose
+from router.routing.scoring import CostPolicy, SpeedStats, completion_s, fleet_speed
 
 SAMPLE_ABOVE = 32  # candidates; more are sampled, not all scored
 SAMPLE_SIZE = 8
@@ -98,7 +98,7 @@ def _unknown(node: str, model: str) -> bool | None:
 
 
 class CostAware:
-    """The node with the least expected completion time (`router.scoring`). Among nodes within
+    """The node with the least expected completion time (`routing.scoring`). Among nodes within
     `tie` (relative) of the best, the least loaded by ratio wins, then one at random: equal
     nodes share work and a recovered node gets traffic.
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Iterable, Sequence
 
-from router.fleet import NodeState
+from router.fleet.registry import NodeState
 
 SAMPLE_ABOVE = 16  # up to this many candidates the exact scan is as cheap as sampling
 CHOICES = 2

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from router.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from router.config import NodeConfig
-from router.fleet_index import ModelIndex
+from router.fleet.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from router.fleet.index import ModelIndex
 
 RECENT_ERRORS = 5
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from router.fleet import NodeState
+    from router.fleet.registry import NodeState
 
 
 class ModelIndex:

@@ -18,7 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from router.redis_link import RedisDown
+from router.routing.redis_link import RedisDown
 
 # Redis answers in well under a millisecond; a quarter of a second means it is gone.
 CALL_TIMEOUT_S = 0.25

@@ -18,11 +18,11 @@ from typing import Any
 
 from aiohttp import web
 
+from router.api.state import STATE, RouterState
 from router.context import CTX
 from router.errors import NotFound, PermissionDenied
-from router.fleet import NodeState
+from router.fleet.registry import NodeState
 from router.modelnames import public_id
-from router.state import STATE, RouterState
 
 log = logging.getLogger(__name__)
 

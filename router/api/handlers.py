@@ -15,12 +15,12 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from router.affinity import session_key
+from router.api.state import STATE, RouterState
 from router.context import CTX, RequestContext
 from router.errors import ModelNotFound
 from router.modelnames import canonical, public_id
-from router.state import STATE, RouterState
-from router.upstream import CHAT_PATH, GENERATE_PATH, Outcome, UpstreamError
+from router.routing.affinity import session_key
+from router.upstream.client import CHAT_PATH, GENERATE_PATH, Outcome, UpstreamError
 from router.wire import sse
 from router.wire.openai import load_json, parse_chat, parse_completion
 from router.wire.translate import (

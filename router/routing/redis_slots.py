@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from router.balancer import choose
 from router.config import CoordinationConfig
-from router.fleet import Fleet, Lease, NodeState
-from router.redis_link import RedisDown, RedisLink
-from router.waiters import Waiters
+from router.fleet.registry import Fleet, Lease, NodeState
+from router.routing.balancer import choose
+from router.routing.redis_link import RedisDown, RedisLink
+from router.routing.waiters import Waiters
 
 if TYPE_CHECKING:
-    from router.redis_leases import RedisLeases
+    from router.routing.redis_leases import RedisLeases
 
 log = logging.getLogger(__name__)
 REFRESH_S = 0.15  # how stale other replicas' counts may be
@@ -93,7 +93,9 @@ class RedisSlots:
         rng: random.Random,
         registry: CollectorRegistry,
     ) -> None:
-        from router.redis_leases import RedisLeases  # an optional extra: only when configured
+        from router.routing.redis_leases import (
+            RedisLeases,
+        )  # an optional extra: only when configured
 
         self._redis: RedisLeases = RedisLeases(
             config.redis_url, prefix=config.key_prefix, ttl_s=config.lease_ttl_s

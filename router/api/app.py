@@ -17,20 +17,20 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from router import admin, handlers, statuspage
-from router.auth import KeyRing
-from router.breaker import BreakerPolicy
+from router.api import admin, handlers, statuspage
+from router.api.auth import KeyRing
+from router.api.middleware import make_middleware
+from router.api.reload import RELOADER, Reloader
+from router.api.state import STATE, RouterState
 from router.config import FleetConfig
-from router.dispatch import Dispatcher
-from router.fleet import Fleet
-from router.health import HealthChecker
-from router.metrics import Metrics
-from router.middleware import make_middleware
-from router.reload import RELOADER, Reloader
-from router.routing import build_slots
-from router.scoring import SpeedStats
-from router.state import STATE, RouterState
-from router.upstream import Upstream
+from router.fleet.breaker import BreakerPolicy
+from router.fleet.health import HealthChecker
+from router.fleet.registry import Fleet
+from router.obs.metrics import Metrics
+from router.routing.build import build_slots
+from router.routing.scoring import SpeedStats
+from router.upstream.client import Upstream
+from router.upstream.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 KEEPALIVE_S = 30.0

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from router.auth import KeyRing
+from router.api.auth import KeyRing
 from router.config import FleetConfig
-from router.dispatch import Dispatcher
-from router.fleet import Fleet
-from router.health import HealthChecker
-from router.metrics import Metrics
+from router.fleet.health import HealthChecker
+from router.fleet.registry import Fleet
+from router.obs.metrics import Metrics
+from router.upstream.dispatch import Dispatcher
 
 
 @dataclass(slots=True)

@@ -23,9 +23,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from router.context import RequestContext
-from router.fleet import Fleet
+from router.fleet.registry import Fleet
 from router.modelnames import public_id
-from router.rates import RateWindow
+from router.obs.rates import RateWindow
 
 # LLM calls run from tens of milliseconds (a cached short reply) to minutes (long generations).
 DURATION_BUCKETS = (

@@ -15,10 +15,10 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Collection, Sequence
 
-from router.admission import AdmissionQueue
-from router.affinity import AffinityRing
-from router.fleet import Fleet, Lease, NodeState
-from router.strategies import Chooser, CostAware
+from router.fleet.registry import Fleet, Lease, NodeState
+from router.routing.admission import AdmissionQueue
+from router.routing.affinity import AffinityRing
+from router.routing.strategies import Chooser, CostAware
 
 
 def _load(node: NodeState) -> float:

@@ -12,14 +12,14 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
-from router.admission import AdmissionQueue
-from router.affinity import AffinityRing
 from router.config import FleetConfig
-from router.coordination import RedisSlots, SlotStore
-from router.fleet import Fleet
-from router.local_slots import QueuedSlots
-from router.scoring import CostPolicy, SpeedStats
-from router.strategies import STRATEGIES, Chooser
+from router.fleet.registry import Fleet
+from router.routing.admission import AdmissionQueue
+from router.routing.affinity import AffinityRing
+from router.routing.local import QueuedSlots
+from router.routing.redis_slots import RedisSlots, SlotStore
+from router.routing.scoring import CostPolicy, SpeedStats
+from router.routing.strategies import STRATEGIES, Chooser
 
 QUEUE_WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 

@@ -16,7 +16,7 @@ request also puts on later ones (1 = each request's own completion, as issue 7 s
 
 Unknown speeds fall back to the node's speed over all models, then to the median of the other
 candidates' known speeds (`fleet_speed`), then to the policy's defaults: a new node is scored
-like a typical one, gets a few requests and is measured. `router.strategies.CostAware.costs`
+like a typical one, gets a few requests and is measured. `router.routing.strategies.CostAware.costs`
 applies the model; this module holds its parts.
 """
 

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from router.config import HealthConfig
-from router.fleet import Fleet, NodeState
-from router.metrics import Metrics
-from router.upstream import Listing, Upstream, UpstreamError
+from router.fleet.registry import Fleet, NodeState
+from router.obs.metrics import Metrics
+from router.upstream.client import Listing, Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
 MAX_PARALLEL_PROBES = 64

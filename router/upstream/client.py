@@ -20,7 +20,7 @@ import orjson
 from yarl import URL
 
 from router.config import RoutingConfig
-from router.fleet import NodeState
+from router.fleet.registry import NodeState
 from router.modelnames import canonical
 
 CHAT_PATH = "/api/chat"

@@ -19,11 +19,11 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from router.api.state import RouterState
 from router.context import CTX, RequestContext
 from router.errors import JarvisError, Unauthorized, error_body, to_openai_error
 from router.ids import random_hex
-from router.logs import REQUEST_LOGGER, RequestLog, request_fields
-from router.state import RouterState
+from router.obs.logs import REQUEST_LOGGER, RequestLog, request_fields
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger(REQUEST_LOGGER)

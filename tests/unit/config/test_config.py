@@ -31,8 +31,8 @@ from router.config import (
     parse_config,
 )
 
-FLEETS = Path(__file__).resolve().parent.parent / "fixtures" / "fleets"
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "fleet.example.yaml"
+FLEETS = Path(__file__).resolve().parents[2] / "fixtures" / "fleets"
+EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "fleet.example.yaml"
 
 TEAM_A = ApiKeyConfig("team-a", "975aa9f8b23ec4f0e29c45c55eef3b858d97efe0f1d273bd7714de3de0925160")
 TEAM_B = ApiKeyConfig("team-b", "ed133df1f8da80117c32de003e9a8e9e6f02d8a010227d6b886a17a18168355b")

@@ -1,0 +1,110 @@
+"""The fleet file's values: frozen dataclasses with the defaults of an absent key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    shutdown_grace_s: float = 30.0
+    # How often the fleet file is checked for changes (mtime, size, inode); 0: only on SIGHUP.
+    reload_poll_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyConfig:
+    name: str
+    sha256: str
+    admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    interval_s: float = 5.0
+    timeout_s: float = 2.0
+    # An unknown model triggers a refresh of every node's model list at most this often.
+    refresh_min_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    max_attempts: int = 3
+    request_timeout_s: float = 600.0
+    connect_timeout_s: float = 5.0
+    retry_after_s: int = 1
+    max_connections_per_node: int = 4096
+    strategy: str = "cost_aware"
+    # Ollama sends nothing until the model is loaded and the first token exists: allow a cold load.
+    first_token_timeout_s: float = 300.0
+    token_gap_timeout_s: float = 60.0
+    max_queue: int = 1024
+    queue_timeout_s: float = 30.0
+    affinity: bool = True
+    affinity_balance: float = 1.25
+    cold_load_s: float = 10.0
+    # cost_aware: how much a full node's queue counts. A queued request also delays the ones
+    # behind it, so 3 makes a free slower node worth it once requests wait for the fast ones.
+    queue_weight: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerConfig:
+    failure_threshold: int = 3
+    base_backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = "info"
+    format: str = "json"
+    access_log: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    require_key: bool = False  # /metrics needs any key, /status an admin key
+    port: int | None = None  # serve /metrics and /status only on this port (same host)
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinationConfig:
+    """Replicas share each node's slots through Redis; absent: each replica counts alone."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    lease_ttl_s: float = 30.0
+    key_prefix: str = "jarvis"
+    wait_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    name: str
+    url: str
+    max_concurrency: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    nodes: tuple[NodeConfig, ...]
+    api_keys: tuple[ApiKeyConfig, ...]
+    listen: ListenConfig = ListenConfig()
+    server: ServerConfig = ServerConfig()
+    api_keys_file: str | None = None
+    health: HealthConfig = HealthConfig()
+    routing: RoutingConfig = RoutingConfig()
+    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    coordination: CoordinationConfig | None = None
+    breaker: BreakerConfig = BreakerConfig()

@@ -1,0 +1,219 @@
+"""One builder per section of the fleet file: the root `Section` in, that section's config out.
+
+A builder reads its keys (checked by `router.config.validate`), refuses unknown ones, and checks
+what relates keys of its own section. What relates sections is checked in `parse_config`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from router.config.model import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_REDIS_URL,
+    ApiKeyConfig,
+    BreakerConfig,
+    CoordinationConfig,
+    HealthConfig,
+    ListenConfig,
+    LoggingConfig,
+    MetricsConfig,
+    NodeConfig,
+    RoutingConfig,
+    ServerConfig,
+)
+from router.config.validate import ConfigError, Section, kind, read, read_yaml
+
+KEYS_FILE_ENV = "JARVIS_API_KEYS_FILE"
+STRATEGIES = ("cost_aware", "least_loaded", "round_robin", "random")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# Braces allowed so a prefix can be a Redis Cluster hash tag, e.g. "{jarvis}".
+_KEY_PREFIX_RE = re.compile(r"^[A-Za-z0-9{][A-Za-z0-9{}:._-]{0,62}$")
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_LOG_FORMATS = ("json", "text")
+
+
+def listen(root: Section) -> ListenConfig:
+    return read(
+        root.section("listen"),
+        lambda s: ListenConfig(
+            s.string("host", "127.0.0.1"), s.integer("port", 8080, minimum=0, maximum=65535)
+        ),
+    )
+
+
+def server(root: Section) -> ServerConfig:
+    return read(
+        root.section("server"),
+        lambda s: ServerConfig(
+            s.integer("max_body_bytes", DEFAULT_MAX_BODY_BYTES, minimum=1024),
+            s.number("shutdown_grace_s", 30.0, minimum=0),
+            s.number("reload_poll_s", 2.0, minimum=0, maximum=3600),
+        ),
+    )
+
+
+def health(root: Section) -> HealthConfig:
+    config = read(
+        root.section("health"),
+        lambda s: HealthConfig(
+            s.number("interval_s", 5.0, minimum=0.05),
+            s.number("timeout_s", 2.0, minimum=0.01),
+            s.number("refresh_min_interval_s", 1.0, minimum=0),
+        ),
+    )
+    if config.timeout_s > config.interval_s:
+        raise ConfigError(
+            root.file,
+            f"health.timeout_s must be <= health.interval_s, "
+            f"got {config.timeout_s} > {config.interval_s}",
+        )
+    return config
+
+
+def routing(root: Section) -> RoutingConfig:
+    return read(
+        root.section("routing"),
+        lambda s: RoutingConfig(
+            s.integer("max_attempts", 3, minimum=1, maximum=100),
+            s.number("request_timeout_s", 600.0, minimum=0.1),
+            s.number("connect_timeout_s", 5.0, minimum=0.01),
+            s.integer("retry_after_s", 1, minimum=0, maximum=120),
+            s.integer("max_connections_per_node", 4096, minimum=1),
+            s.string("strategy", "cost_aware", choices=STRATEGIES),
+            s.number("first_token_timeout_s", 300.0, minimum=0.01),
+            s.number("token_gap_timeout_s", 60.0, minimum=0.01),
+            s.integer("max_queue", 1024, minimum=0),
+            s.number("queue_timeout_s", 30.0, minimum=0.01),
+            s.boolean("affinity", True),
+            s.number("affinity_balance", 1.25, minimum=1.0, maximum=10.0),
+            s.number("cold_load_s", 10.0, minimum=0.0),
+            s.number("queue_weight", 3.0, minimum=0.0, maximum=100.0),
+        ),
+    )
+
+
+def breaker(root: Section) -> BreakerConfig:
+    config = read(
+        root.section("breaker"),
+        lambda s: BreakerConfig(
+            s.integer("failure_threshold", 3, minimum=1, maximum=1000),
+            s.number("base_backoff_s", 1.0, minimum=0.01),
+            s.number("max_backoff_s", 60.0, minimum=0.01),
+        ),
+    )
+    if config.max_backoff_s < config.base_backoff_s:
+        raise ConfigError(
+            root.file,
+            f"breaker.max_backoff_s must be >= breaker.base_backoff_s, "
+            f"got {config.max_backoff_s} < {config.base_backoff_s}",
+        )
+    return config
+
+
+def logging_(root: Section) -> LoggingConfig:
+    return read(
+        root.section("logging"),
+        lambda s: LoggingConfig(
+            s.string("level", "info", choices=_LOG_LEVELS),
+            s.string("format", "json", choices=_LOG_FORMATS),
+            s.boolean("access_log", True),
+        ),
+    )
+
+
+def metrics(root: Section) -> MetricsConfig:
+    return read(
+        root.section("metrics"),
+        lambda s: MetricsConfig(
+            s.boolean("require_key", False),
+            None if s.raw("port") is None else s.integer("port", 0, minimum=0, maximum=65535),
+        ),
+    )
+
+
+def coordination(root: Section) -> CoordinationConfig | None:
+    # Opt-in: without the section (or with it left empty) each replica counts on its own.
+    if root.raw("coordination") is None:
+        return None
+    return read(root.section("coordination"), _coordination)
+
+
+def _coordination(s: Section) -> CoordinationConfig:
+    url = s.string("redis_url", DEFAULT_REDIS_URL)
+    if urlsplit(url).scheme not in _REDIS_SCHEMES:
+        raise s.fail("redis_url", f"must be a redis://, rediss:// or unix:// URL, got {url!r}")
+    if importlib.util.find_spec("redis") is None:
+        raise s.fail(
+            "redis_url", "needs the redis package: pip install 'jarvis-router[coordination]'"
+        )
+    return CoordinationConfig(
+        redis_url=url,
+        lease_ttl_s=s.number("lease_ttl_s", 30.0, minimum=1.0, maximum=3600.0),
+        key_prefix=s.string("key_prefix", "jarvis", pattern=_KEY_PREFIX_RE),
+        wait_timeout_s=s.number("wait_timeout_s", 30.0, minimum=0.0, maximum=3600.0),
+    )
+
+
+def api_keys(root: Section, env: Mapping[str, str]) -> tuple[list[ApiKeyConfig], str | None]:
+    """The keys listed in the file, then those of the keys file (`api_keys_file`, which
+    `JARVIS_API_KEYS_FILE` overrides); and that file's path."""
+    keys = [read(item, _api_key) for item in root.items("api_keys")]
+    keys_file = root.raw("api_keys_file")
+    if keys_file is not None and (not isinstance(keys_file, str) or not keys_file):
+        raise root.fail("api_keys_file", f"must be a file path, got {kind(keys_file)}")
+    if keys_file:  # relative to the fleet file, like an include; the env var to the cwd
+        keys_file = os.path.join(os.path.dirname(root.file), keys_file)
+    keys_file = env.get(KEYS_FILE_ENV) or keys_file
+    if keys_file:
+        keys.extend(load_keys_file(keys_file))
+    return keys, keys_file or None
+
+
+def load_keys_file(path: str) -> tuple[ApiKeyConfig, ...]:
+    """A keys file holds a list of {name, sha256, admin} (or a mapping with `api_keys:`)."""
+    data = read_yaml(path)
+    if isinstance(data, Mapping):
+        root = Section(path, data, "")
+        keys = [read(item, _api_key) for item in root.items("api_keys")]
+        root.done()
+    elif isinstance(data, list):
+        keys = [read(Section(path, item, f"[{i}]"), _api_key) for i, item in enumerate(data)]
+    else:
+        raise ConfigError(path, f"must be a list of API keys, got {kind(data)}")
+    return tuple(keys)
+
+
+def _api_key(s: Section) -> ApiKeyConfig:
+    digest = s.string("sha256").lower()
+    if not _SHA256_RE.match(digest):
+        raise s.fail("sha256", "must be 64 hex characters (the SHA-256 of the whole key)")
+    return ApiKeyConfig(s.string("name", pattern=_NAME_RE), digest, s.boolean("admin", False))
+
+
+def nodes(root: Section) -> list[NodeConfig]:
+    return [read(item, _node) for item in root.items("nodes")]
+
+
+def _node(s: Section) -> NodeConfig:
+    url = s.string("url").rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise s.fail("url", f"must be an http:// or https:// URL with a host, got {url!r}")
+    if parts.query or parts.fragment:
+        raise s.fail("url", f"must not have a query or fragment, got {url!r}")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise s.fail("url", f"has an invalid port, got {url!r}") from None
+    return NodeConfig(
+        name=s.string("name", pattern=_NAME_RE),
+        url=url,
+        max_concurrency=s.integer("max_concurrency", 4, minimum=1, maximum=100_000),
+    )

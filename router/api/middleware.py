@@ -3,8 +3,9 @@
 1. request context: take the client's `X-Request-ID` (or make one) and start the clock;
 2. auth: every API path needs a configured key (`/healthz`, `/readyz` and, unless
    `metrics.require_key`, `/metrics` and `/status` are open; `/admin/*` then checks `admin`);
-3. the error boundary: any `JarvisError` or aiohttp HTTP error becomes the OpenAI envelope;
-   anything else is logged and becomes a 500 that leaks nothing (only if no byte was sent);
+3. the error boundary: any `JarvisError` or aiohttp HTTP error becomes its answer in the
+   envelope of the API called (`router.api.errors`); anything else is logged and becomes a 500
+   that leaks nothing (only if no byte was sent);
 4. at the end, once, after the answer's last byte was handed to the socket: the request log line
    and the request metrics.
 """
@@ -19,9 +20,10 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from router.api.errors import to_response
 from router.api.state import RouterState
 from router.context import CTX, RequestContext
-from router.errors import JarvisError, Unauthorized, error_body, to_openai_error
+from router.errors import JarvisError, Unauthorized
 from router.ids import random_hex
 from router.obs.logs import REQUEST_LOGGER, RequestLog, request_fields
 
@@ -30,11 +32,6 @@ request_log = logging.getLogger(REQUEST_LOGGER)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _OPEN_PATHS = frozenset(("/healthz", "/readyz"))
 _OBSERVABILITY_PATHS = frozenset(("/metrics", "/status"))  # open unless metrics.require_key
-_HTTP_ERRORS = {
-    404: ("invalid_request_error", "unknown_url"),
-    405: ("invalid_request_error", "method_not_allowed"),
-    413: ("invalid_request_error", "request_too_large"),
-}
 
 
 def _request_id(request: web.Request) -> str:
@@ -51,26 +48,12 @@ def _endpoint(request: web.Request) -> str:
     return resource.canonical.removeprefix("/v1") or "/"
 
 
-def _envelope(
-    status: int, body: bytes, ctx: RequestContext, headers: dict[str, str] | None = None
-) -> web.Response:
-    response = web.Response(
-        status=status, body=body, content_type="application/json", headers=headers
-    )
+def _error_response(exc: Exception, request: web.Request, ctx: RequestContext) -> web.Response:
+    status, headers, body = to_response(exc, method=request.method, path=request.path)
     ctx.error = ctx.error or f"http_{status}"
-    return response
-
-
-def _http_error(exc: web.HTTPException, request: web.Request, ctx: RequestContext) -> web.Response:
-    type_, code = _HTTP_ERRORS.get(exc.status, ("invalid_request_error", None))
-    if exc.status == 404:
-        message = f"Unknown request URL: {request.method} {request.path}."
-    elif exc.status == 413:
-        message = "The request body is larger than this router accepts."
-    else:
-        message = exc.reason
-    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-    return _envelope(exc.status, error_body(message, type_, None, code), ctx, headers)
+    return web.Response(
+        status=status, body=body, content_type="application/json", headers=headers or None
+    )
 
 
 def _is_open(path: str, state: RouterState) -> bool:
@@ -124,24 +107,17 @@ async def _answer(
             if ctx.key is None:
                 raise Unauthorized(_auth_message(request))
         return await handler(request)
-    except JarvisError as exc:
-        return _envelope(exc.status, to_openai_error(exc), ctx, exc.headers)
-    except web.HTTPException as exc:
-        return _http_error(exc, request, ctx)
+    except (JarvisError, web.HTTPException) as exc:
+        return _error_response(exc, request, ctx)
     except asyncio.CancelledError:
         ctx.client_disconnected, ctx.status = True, 499
         raise
-    except Exception:  # the error boundary: log it, answer without details
+    except Exception as exc:  # the error boundary: log it, answer without details
         log.exception("unhandled error in request %s", ctx.request_id)
         ctx.error = "internal_error"
         if ctx.committed:  # bytes were sent: no status can follow, aiohttp closes instead
             raise
-        return _envelope(
-            500,
-            error_body("The router failed to handle the request.", "server_error"),
-            ctx,
-            {"x-should-retry": "false"},
-        )
+        return _error_response(exc, request, ctx)
 
 
 def _auth_message(request: web.Request) -> str:

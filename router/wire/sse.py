@@ -1,12 +1,12 @@
 """Server-sent events as the OpenAI SDKs read them (api-reference.md 3.3, 3.4, pitfall 19).
 
 Only `data:` lines and blank-line separators: an `event:`/`id:`/`retry:` field would make the
-Python SDK raise a bare JSONDecodeError. Keep-alives are `:` comment lines.
+Python SDK raise a bare JSONDecodeError.
 """
 
 from __future__ import annotations
 
-from router.errors import error_body
+from router.wire.openai import error_body
 
 HEADERS = {
     "Content-Type": "text/event-stream",
@@ -15,7 +15,6 @@ HEADERS = {
     "X-Accel-Buffering": "no",
 }
 DONE = b"data: [DONE]\n\n"
-KEEPALIVE = b": keep-alive\n\n"
 
 
 def event(payload: bytes) -> bytes:

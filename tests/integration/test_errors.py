@@ -183,10 +183,13 @@ async def test_no_healthy_node_is_503_with_retry_after(router: Router, http) -> 
 async def test_unknown_path_and_method(router: Router, http) -> None:
     async with http.get(router.url + "/v1/nothing", headers=router.headers()) as resp:
         assert resp.status == 404
-        _assert_envelope(await resp.json())
+        body = await resp.json()
+        _assert_envelope(body, code="unknown_url")
+        assert body["error"]["message"] == "Unknown request URL: GET /v1/nothing."
     async with http.get(router.url + "/v1/chat/completions", headers=router.headers()) as resp:
         assert resp.status == 405
-        _assert_envelope(await resp.json())
+        assert resp.headers["Allow"] == "POST"
+        _assert_envelope(await resp.json(), code="method_not_allowed")
 
 
 async def test_unknown_reasoning_effort_is_400(router: Router) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from router.ids import random_hex
-from router.wire.translate import new_id
+from router.ids import new_id, random_hex
 
 
 def test_random_hex_is_fixed_width_hex_and_unique() -> None:

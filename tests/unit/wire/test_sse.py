@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import openai
 import pytest
+from openai.types.chat import ChatCompletionChunk
 
 from router.wire import sse
+from tests.unit.wire.recorded import chat_encoder, sdk_stream
 
 
 @pytest.mark.parametrize(
@@ -20,15 +23,10 @@ def test_event_is_one_data_line_and_a_blank_line(payload: bytes) -> None:
     assert framed.count(b"\n") == 2
 
 
-def test_done_is_the_sentinel_the_sdk_stops_at() -> None:
-    assert sse.DONE == b"data: [DONE]\n\n"
-
-
-def test_keepalive_is_a_comment_not_an_event() -> None:
-    # event:/id:/retry: lines would make the SDK raise a bare JSONDecodeError
-    assert sse.KEEPALIVE.startswith(b":")
-    assert sse.KEEPALIVE.endswith(b"\n\n")
-    assert b"data:" not in sse.KEEPALIVE
+def test_the_sdk_stops_reading_at_done(sdk: openai.OpenAI) -> None:
+    unread = sse.event(b"not json")  # the SDK would raise on this if it read past DONE
+    received = sdk_stream(sdk, ChatCompletionChunk, chat_encoder().start() + sse.DONE + unread)
+    assert [c.choices[0].delta.role for c in received] == ["assistant"]
 
 
 def test_headers_announce_an_unbuffered_event_stream() -> None:

@@ -51,7 +51,6 @@ def user(content: Any) -> list[dict[str, Any]]:
 def test_load_json_rejects_what_is_not_an_object(body: bytes) -> None:
     with pytest.raises(BadRequest) as caught:
         load_json(body)
-    assert caught.value.status == 400
     assert caught.value.code == "invalid_json"
     assert caught.value.param is None
 
@@ -197,8 +196,6 @@ def test_chat_error_names_its_param(body: dict[str, Any], param: str) -> None:
     with pytest.raises(BadRequest) as caught:
         parse_chat(body)
     assert caught.value.param == param
-    assert caught.value.status == 400
-    assert caught.value.type == "invalid_request_error"
     assert caught.value.message
 
 
@@ -239,7 +236,6 @@ def test_completion_error_names_its_param(body: dict[str, Any], param: str) -> N
     with pytest.raises(BadRequest) as caught:
         parse_completion(body)
     assert caught.value.param == param
-    assert caught.value.status == 400
 
 
 # -- valid chat bodies ------------------------------------------------------------------------

@@ -149,7 +149,8 @@ def test_chat_choice_logprobs() -> None:
     choice, _ = chat_choice(chat_answer("Hello", logprobs=HELLO), 1, logprobs=ON)
     body = {"id": ID, "object": "chat.completion", "created": CREATED, "model": MODEL}
     parsed = ChatCompletion.model_validate({**body, "choices": [choice]})
-    content = parsed.choices[0].logprobs.content  # type: ignore[union-attr]
+    assert parsed.choices[0].logprobs is not None
+    content = parsed.choices[0].logprobs.content
     assert content is not None
     assert [t.token for t in content] == ["Hel", "lo"]
     assert content[0].bytes == [72, 101, 108]
@@ -293,7 +294,7 @@ def test_multiplexed_chat_stream_interleaves_choices() -> None:
     # Lines arrive interleaved, as the handler's queue would deliver them.
     for i in (2, 0, 1, 0):
         out += encoders[i].feed(chat_line(f"t{i}", [lp(f"t{i}", -0.5)]))
-    usages = []
+    usages: list[Usage] = []
     for i in (1, 0, 2):
         tail, usage = encoders[i].finish(done_line())
         out, usages = out + tail, [*usages, usage]
@@ -319,7 +320,7 @@ def test_multiplexed_chat_stream_interleaves_choices() -> None:
 
 def test_chat_choice_stream_tool_call_indexes_and_limit() -> None:
     frame = StreamFrame("chat.completion.chunk", model=MODEL, id_=ID, created=CREATED)
-    calls = [{"function": {"name": n, "arguments": {}}} for n in ("a", "b")]
+    calls: list[dict[str, Any]] = [{"function": {"name": n, "arguments": {}}} for n in "ab"]
     every, first = ChatChoiceStream(frame, 1), ChatChoiceStream(frame, 1, max_calls=1)
     outs = []
     for enc in (every, first):
@@ -348,7 +349,7 @@ def test_completion_choice_streams() -> None:
     out += encoders[1].feed({"response": " sky", "done": False, "logprobs": [lp(" sky", -0.2)]})
     out += encoders[0].feed({"response": "", "done": False})
     done = {"response": "", "done": True, "done_reason": "length", "eval_count": 2}
-    usages = []
+    usages: list[Usage] = []
     for enc in encoders:
         tail, usage = enc.finish(done)
         out, usages = out + tail, [*usages, usage]

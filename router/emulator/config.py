@@ -117,7 +117,8 @@ class NodeStats:
     """What the node saw; read by tests. `record_bodies=False` keeps long benchmarks flat.
 
     `bodies`/`headers`: the parsed JSON body and the (case-insensitive) headers of every
-    `/api/chat` and `/api/generate` request whose body was valid JSON, in arrival order.
+    `/api/chat`, `/api/generate` and `/api/embed` request whose body was valid JSON, in
+    arrival order.
     """
 
     in_flight: int = 0

@@ -4,7 +4,8 @@ Pure and deterministic. Rules a test can steer:
 - a thinking model (`catalog.capabilities_of`) reasons first unless `think` is false;
 - with `tools` and a last message from the user, the model calls tools instead of answering:
   every tool whose name the last user message mentions, in `tools` order, else the first tool;
-  after a `tool` message it answers in text;
+  after a `tool` message, or when the user message says `without tools`, it answers in text
+  (as a model may, whatever `tool_choice` asked for);
 - tool calls come on their own `done:false` line with `call_xxxxxxxx` ids (the rendered path)
   or, with `EmulatorConfig(tool_call_path="native")`, on the done line without ids (1.5);
 - `logprobs` gives every streamed line the entries of its tokens (`api.Logprob`), the chosen
@@ -20,6 +21,7 @@ from typing import Any
 from .parse import CHAT, GenRequest
 from .textgen import VOCAB, Reply, schema_arguments, thinking_tokens
 
+NO_TOOLS = "without tools"
 TOOL_CALL_TOKENS = 12  # what a call "costs" in eval_count
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -114,7 +116,8 @@ def make_turn(req: GenRequest, reply: Reply, seed: int, *, native_tools: bool = 
         pieces += [Piece(t, True) for t in thinking_tokens(req.key, req.prompt, seed)]
     calls: tuple[dict[str, Any], ...] = ()
     reason = reply.done_reason
-    if req.kind == CHAT and req.tools and req.last_role == "user":
+    wants_calls = req.last_role == "user" and NO_TOOLS not in req.last_text
+    if req.kind == CHAT and req.tools and wants_calls:
         calls, reason = _tool_calls(req, seed, native_tools), "stop"
     else:
         pieces += [Piece(t) for t in reply.tokens]

@@ -23,6 +23,7 @@ Decisions:
 from __future__ import annotations
 
 import base64
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import orjson
 from router.errors import BadRequest
 
 MAX_INPUTS = 2048  # OpenAI's limit on one request's array
+FLOAT32_MAX = 3.4028234663852886e38
 FORMATS = ("float", "base64")
 
 
@@ -47,6 +49,16 @@ class EmbeddingsRequest:
 
 def _bad(message: str, param: str, code: str = "invalid_value") -> BadRequest:
     return BadRequest(message, param=param, code=code)
+
+
+def _is_float32(value: object) -> bool:
+    # Ollama sends float32 values; anything else could not be packed for base64.
+    return (
+        isinstance(value, float | int)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and abs(value) <= FLOAT32_MAX
+    )
 
 
 def _is_int(value: object) -> bool:
@@ -154,10 +166,8 @@ def embed_answer(data: object, expected: int) -> tuple[list[list[float]], int]:
         got = len(vectors) if isinstance(vectors, list) else type(vectors).__name__
         raise ValueError(f"embed answer has {got} embeddings, expected {expected}")
     for vector in vectors:
-        if not isinstance(vector, list) or not all(
-            isinstance(v, float | int) and not isinstance(v, bool) for v in vector
-        ):
-            raise ValueError("embed answer holds a vector that is not a list of numbers")
+        if not isinstance(vector, list) or not all(_is_float32(v) for v in vector):
+            raise ValueError("embed answer holds a vector that is not a list of float32 numbers")
     tokens = data.get("prompt_eval_count") or 0  # omitempty (pitfall 10)
     if not _is_int(tokens):
         raise ValueError("embed answer has a non-integer prompt_eval_count")

@@ -155,6 +155,15 @@ async def test_after_a_tool_result_the_model_answers_in_text(
     assert "tool_calls" not in answer["message"]
 
 
+async def test_a_model_may_answer_in_text_despite_tools(
+    node: EmulatedNode, session: aiohttp.ClientSession
+) -> None:
+    body = {"model": "llama3", "messages": user("hi, answer without tools"), "tools": [WEATHER]}
+    _, _, answer = await single(session, node, "/api/chat", body)
+    assert answer["message"]["content"]
+    assert "tool_calls" not in answer["message"]
+
+
 # -- logprobs ----------------------------------------------------------------------------------
 def check_entry(entry: dict[str, Any], top: int) -> None:
     assert list(entry)[:3] == ["token", "logprob", "bytes"]

@@ -174,9 +174,11 @@ def test_embed_answer() -> None:
         {"embeddings": None},
         {"embeddings": [[0.1], "x"]},
         {"embeddings": [[0.1], [True]]},
+        {"embeddings": [[0.1], [1e39]]},
+        {"embeddings": [[0.1], [float("nan")]]},
         {"embeddings": [[0.1], [0.2]], "prompt_eval_count": "3"},
     ],
-    ids=["not-object", "too-few", "null", "not-a-list", "bool-value", "bad-count"],
+    ids=["not-object", "too-few", "null", "not-a-list", "bool", "huge", "nan", "bad-count"],
 )
 def test_embed_answer_rejects_what_a_node_should_not_send(data: object) -> None:
     with pytest.raises(ValueError):

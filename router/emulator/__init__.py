@@ -9,8 +9,12 @@ test) and by benchmarks (separate processes via `serve_forever`).
     gojson.py      Go-like request decoding and its error texts                   (pure)
     parse.py       typed body → GenRequest; options/format checks                 (pure)
     lines.py       NDJSON/JSON line encoders in Go key order
-    state.py       loaded models, slots, prefix cache of one running node
-    generation.py  POST /api/chat, /api/generate
+    turn.py        one turn: thinking, text, tool calls, logprobs                 (pure)
+    state.py       installed and loaded models, slots, prefix cache of one node
+    run.py         one admitted generation: pacing, faults, lines, metrics
+    generation.py  POST /api/chat, /api/generate: checks in Ollama's order
+    embed.py       POST /api/embed: deterministic unit vectors
+    models.py      POST /api/show, /api/pull, DELETE /api/delete
     server.py      the aiohttp app, small handlers, runner, serve_forever
     node.py        EmulatedNode lifecycle: start / kill / stop / restart
 """

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FAULT_MODES = frozenset({"ok", "error", "busy", "hang", "drop"})
+TOOL_CALL_PATHS = frozenset({"rendered", "native"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,11 @@ class EmulatorConfig:
     preloaded: bool = True
     prefix_cache: bool = False
     version: str = "0.32.15"
+    # Where tool calls ride (api-reference 1.5): their own done:false line with `call_` ids
+    # ("rendered") or the done line without ids ("native", llama-server's chat template).
+    tool_call_path: str = "rendered"
+    # Names `/api/pull` finds in the "registry"; None = any valid name.
+    pullable: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -42,6 +48,8 @@ class EmulatorConfig:
             raise ValueError("delays and rates must be >= 0")
         if self.default_tokens is not None and self.default_tokens < 0:
             raise ValueError(f"default_tokens must be >= 0, got {self.default_tokens}")
+        if self.tool_call_path not in TOOL_CALL_PATHS:
+            raise ValueError(f"tool_call_path must be one of {sorted(TOOL_CALL_PATHS)}")
         if self.max_loaded_models < 0:
             raise ValueError(f"max_loaded_models must be >= 0, got {self.max_loaded_models}")
 
@@ -49,8 +57,8 @@ class EmulatorConfig:
 class Faults:
     """Per-node fault switches, flipped at run time (`node.faults.mode = "busy"`).
 
-    `mode` applies to `/api/chat` and `/api/generate` only, so health checks keep passing unless
-    `tags_fail` is set; a node that fails everything is `EmulatedNode.kill()`.
+    `mode` applies to `/api/chat`, `/api/generate` and `/api/embed` only, so health checks
+    pass unless `tags_fail` is set; a node that fails everything is `EmulatedNode.kill()`.
     """
 
     __slots__ = (
@@ -109,7 +117,8 @@ class NodeStats:
     """What the node saw; read by tests. `record_bodies=False` keeps long benchmarks flat.
 
     `bodies`/`headers`: the parsed JSON body and the (case-insensitive) headers of every
-    `/api/chat` and `/api/generate` request whose body was valid JSON, in arrival order.
+    `/api/chat`, `/api/generate` and `/api/embed` request whose body was valid JSON, in
+    arrival order.
     """
 
     in_flight: int = 0

@@ -105,6 +105,29 @@ GENERATE_REQUEST = GoStruct(
         *_COMMON_TAIL,
     ),
 )
+EMBED_REQUEST = GoStruct(
+    "EmbedRequest",
+    "api.EmbedRequest",
+    (
+        _s("model"),
+        GoField("input", "interface {}", "raw"),
+        GoField("keep_alive", "api.Duration", "duration"),
+        _b("truncate"),
+        GoField("dimensions", "int", "int"),
+        GoField("options", "map[string]interface {}", "map"),
+    ),
+)
+SHOW_REQUEST = GoStruct(
+    "ShowRequest",
+    "api.ShowRequest",
+    (_s("model"), _s("system"), _s("template"), _b("verbose"), _s("name")),
+)
+PULL_REQUEST = GoStruct(
+    "PullRequest",
+    "api.PullRequest",
+    (_s("model"), _b("insecure"), _s("username"), _s("password"), _b("stream"), _s("name")),
+)
+DELETE_REQUEST = GoStruct("DeleteRequest", "api.DeleteRequest", (_s("model"), _s("name")))
 _ITEM_TYPES = {"string": "api.ImageData", "object": "api.ToolCall", "int": "int"}
 
 

@@ -66,27 +66,69 @@ class LineEncoder:
         stamp = self._clock.now().encode()
         return b"".join((self._head, stamp, self._mid, orjson.dumps(text), self._tail))
 
+    def line(
+        self,
+        content: str,
+        *,
+        thinking: str = "",
+        tool_calls: list[dict[str, Any]] | None = None,
+        logprobs: list[dict[str, Any]] | None = None,
+    ) -> bytes:
+        """A `done:false` line with more than text (thinking, tool calls, logprobs)."""
+        obj = self._head_obj(content, thinking, tool_calls)
+        obj["done"] = False
+        if logprobs:
+            obj["logprobs"] = logprobs
+        return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+
+    def _head_obj(
+        self, content: str, thinking: str, tool_calls: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        obj: dict[str, Any] = {"model": self._model, "created_at": self._clock.now()}
+        if self._kind == CHAT:
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if thinking:
+                message["thinking"] = thinking
+            if tool_calls:
+                message["tool_calls"] = tool_calls
+            obj["message"] = message
+        else:
+            obj["response"] = content
+            if thinking:
+                obj["thinking"] = thinking
+        return obj
+
     def final(
         self,
         content: str,
         done_reason: str,
         metrics: dict[str, int],
         context: list[int] | None = None,
+        *,
+        thinking: str = "",
+        tool_calls: list[dict[str, Any]] | None = None,
+        logprobs: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """The done line (or non-stream body) as an ordered dict; zero metrics are omitted."""
-        obj: dict[str, Any] = {"model": self._model, "created_at": self._clock.now()}
-        if self._kind == CHAT:
-            obj["message"] = {"role": "assistant", "content": content}
-        else:
-            obj["response"] = content
+        """The done line (or non-stream body) as an ordered dict; zero metrics are omitted.
+
+        Key order as `api.ChatResponse`/`api.GenerateResponse` (1.11): chat puts `logprobs`
+        before the metrics, generate puts `tool_calls` and `logprobs` after them."""
+        chat = self._kind == CHAT
+        obj = self._head_obj(content, thinking, tool_calls if chat else None)
         obj["done"] = True
         obj["done_reason"] = done_reason
         if context is not None:
             obj["context"] = context
+        if chat and logprobs:
+            obj["logprobs"] = logprobs
         for name in _METRICS:
             value = metrics.get(name, 0)
             if value:
                 obj[name] = value
+        if not chat and tool_calls:
+            obj["tool_calls"] = tool_calls
+        if not chat and logprobs:
+            obj["logprobs"] = logprobs
         return obj
 
 

@@ -16,6 +16,7 @@ from .catalog import display_name, is_valid_name
 from .gojson import CHAT_REQUEST, GENERATE_REQUEST, GoStruct, WireError, go_quote
 from .textgen import prompt_eval_count
 
+MAX_TOP_LOGPROBS = 20
 CHAT = "chat"
 GENERATE = "generate"
 SPECS: dict[str, GoStruct] = {CHAT: CHAT_REQUEST, GENERATE: GENERATE_REQUEST}
@@ -36,6 +37,7 @@ class Options:
     seed: int = -1
     num_predict: int | None = None
     stop: tuple[str, ...] = ()
+    num_ctx: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +53,14 @@ class GenRequest:
     keep_alive_s: float | None  # None = not given; math.inf = forever
     options_raw: dict[str, Any]
     format_raw: Any
-    think: bool | str | None
+    think: bool | str | None  # None or False = no thinking; absent on a thinking model = True
     raw: bool
+    tools: tuple[dict[str, Any], ...] = ()
+    last_role: str = "user"  # of the last message (chat); tool calls answer a user turn only
+    last_text: str = ""
+    logprobs: bool = False
+    top_logprobs: int = 0
+    truncate: bool = True
 
 
 def check_model(kind: str, typed: dict[str, Any]) -> str:
@@ -67,8 +75,16 @@ def check_model(kind: str, typed: dict[str, Any]) -> str:
     return display_name(model)
 
 
-def build_request(kind: str, typed: dict[str, Any], key: str) -> GenRequest:
-    """Assemble the request; raises the handler-level 400s (raw mode, thinking)."""
+def check_top_logprobs(typed: dict[str, Any]) -> None:
+    """The handlers' first check after decoding (`server/routes.go`)."""
+    if not 0 <= typed.get("top_logprobs", 0) <= MAX_TOP_LOGPROBS:
+        raise WireError(400, "top_logprobs must be between 0 and 20")
+
+
+def build_request(kind: str, typed: dict[str, Any], key: str, thinking: bool = False) -> GenRequest:
+    """Assemble the request; raises the handler-level 400s (raw mode, thinking).
+
+    `thinking`: the model has the capability, so an absent `think` means true."""
     model: str = typed["model"]
     if kind == CHAT:
         messages: list[dict[str, Any]] = typed.get("messages", [])
@@ -89,8 +105,11 @@ def build_request(kind: str, typed: dict[str, Any], key: str) -> GenRequest:
         count = prompt_eval_count([f"{system} {prompt}"], per_message=0 if raw else 4)
         is_load = text == ""
     think = typed.get("think")
-    if think is not None and think is not False:
+    if thinking:
+        think = True if think is None else think
+    elif think is not None and think is not False:
         raise WireError(400, f"{go_quote(model)} does not support thinking")
+    last = typed.get("messages", [{}])[-1] if kind == CHAT and not is_load else {}
     return GenRequest(
         kind=kind,
         model=model,
@@ -103,14 +122,20 @@ def build_request(kind: str, typed: dict[str, Any], key: str) -> GenRequest:
         keep_alive_s=typed.get("keep_alive"),
         options_raw=typed.get("options", {}),
         format_raw=typed.get("format"),
-        think=think,
+        think=think if think is not False else None,
         raw=raw,
+        tools=tuple(typed.get("tools", ())) if kind == CHAT else (),
+        last_role=last.get("role", "user"),
+        last_text=last.get("content", "") if kind == CHAT else prompt,
+        logprobs=typed.get("logprobs", False),
+        top_logprobs=typed.get("top_logprobs", 0),
+        truncate=typed.get("truncate", True),
     )
 
 
 def parse_options(raw: dict[str, Any]) -> Options:
     """`api.Options.FromMap`: wrong JSON types are a 500; unknown keys are ignored."""
-    seed, num_predict, stop = -1, None, ()
+    seed, num_predict, stop, num_ctx = -1, None, (), None
     for key, value in raw.items():
         if value is None:
             continue
@@ -121,6 +146,8 @@ def parse_options(raw: dict[str, Any]) -> Options:
                 seed = int(value)
             elif key == "num_predict":
                 num_predict = int(value)
+            elif key == "num_ctx":
+                num_ctx = int(value)
         elif key in _FLOAT_OPTIONS:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise WireError(500, f"option {go_quote(key)} must be of type float32")
@@ -136,7 +163,7 @@ def parse_options(raw: dict[str, Any]) -> Options:
     # Ollama: -1 = unbounded, -2 = fill the context; both mean "no limit" here.
     if num_predict is not None and num_predict < 0:
         num_predict = None
-    return Options(seed=seed, num_predict=num_predict, stop=stop)
+    return Options(seed=seed, num_predict=num_predict, stop=stop, num_ctx=num_ctx)
 
 
 def parse_format(value: Any) -> Any:

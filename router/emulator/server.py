@@ -16,8 +16,10 @@ from typing import Any
 from aiohttp import web
 
 from .config import EmulatorConfig, Faults, NodeStats
+from .embed import handle_embed
 from .generation import STATE, handle, json_response
 from .lines import error_body
+from .models import handle_delete, handle_pull, handle_show
 from .parse import CHAT, GENERATE
 from .state import NodeState
 
@@ -109,9 +111,18 @@ def create_emulator_app(
     for path, handler, allow_head in routes:
         app.router.add_get(path, handler, allow_head=allow_head)
         app.router.add_route("*", path, _not_allowed)
-    for path, handler in (("/api/chat", _chat), ("/api/generate", _generate)):
+    posts: list[tuple[str, Any]] = [
+        ("/api/chat", _chat),
+        ("/api/generate", _generate),
+        ("/api/embed", handle_embed),
+        ("/api/show", handle_show),
+        ("/api/pull", handle_pull),
+    ]
+    for path, handler in posts:
         app.router.add_post(path, handler)
         app.router.add_route("*", path, _not_allowed)
+    app.router.add_delete("/api/delete", handle_delete)
+    app.router.add_route("*", "/api/delete", _not_allowed)
     app.router.add_route("*", "/{tail:.*}", _not_found)
     return app
 

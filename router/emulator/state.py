@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .catalog import build_catalog
+from .catalog import ModelInfo, build_catalog
 from .config import EmulatorConfig, Faults, NodeStats
 from .lines import WallClock
 
@@ -34,6 +34,7 @@ class NodeState:
         "closing",
         "config",
         "faults",
+        "known",
         "load_locks",
         "loaded",
         "prefixes",
@@ -48,13 +49,14 @@ class NodeState:
         self.config = config
         self.faults = faults
         self.stats = stats
-        self.catalog = build_catalog(config.models)
+        self.catalog = build_catalog(config.models)  # installed models
+        self.known = dict(self.catalog)  # every model ever installed: a deleted one may be loaded
         self.clock = WallClock()
         self.semaphore = asyncio.Semaphore(config.max_parallel)
         self.capacity = config.max_parallel + config.max_queue
         # display name → (monotonic expiry, keep-alive seconds, `expires_at` as /api/ps shows
-        # it); order = least recently used first
-        self.loaded: OrderedDict[str, tuple[float, float, str]] = OrderedDict()
+        # it, the runner's context length); order = least recently used first
+        self.loaded: OrderedDict[str, tuple[float, float, str, int]] = OrderedDict()
         self.load_locks = {key: asyncio.Lock() for key in self.catalog}
         self.prefixes: dict[bytes, None] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -65,10 +67,25 @@ class NodeState:
                 keys = keys[: config.max_loaded_models]
             for key in keys:
                 self.touch(key, None)
+        self.tags_body = b""
+        self.refresh_tags()
+        self.version_body = orjson.dumps({"version": config.version})
+
+    def refresh_tags(self) -> None:
+        """Re-encode `/api/tags` after the installed models changed (pull, delete)."""
         entries = sorted(self.catalog.values(), key=lambda m: m.modified_at_ns, reverse=True)
         models = [m.tags_entry(self.clock.format_ns(m.modified_at_ns)) for m in entries]
         self.tags_body = orjson.dumps({"models": models})
-        self.version_body = orjson.dumps({"version": config.version})
+
+    def install(self, info: ModelInfo) -> None:
+        self.catalog[info.name] = self.known[info.name] = info
+        self.load_locks.setdefault(info.name, asyncio.Lock())
+        self.refresh_tags()
+
+    def remove(self, key: str) -> None:
+        """Delete the files; a loaded copy stays loaded, as in Ollama's `DeleteHandler`."""
+        del self.catalog[key]
+        self.refresh_tags()
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
@@ -109,16 +126,18 @@ class NodeState:
             return False
         return True
 
-    def touch(self, key: str, keep_alive_s: float | None) -> None:
+    def touch(self, key: str, keep_alive_s: float | None, ctx: int | None = None) -> None:
         """Mark `key` loaded and most recently used; evict the least recently used over the cap."""
         previous = self.loaded.pop(key, None)
         if keep_alive_s is None:
             keep_alive_s = previous[1] if previous else DEFAULT_KEEP_ALIVE_S
+        if ctx is None:
+            ctx = previous[3] if previous else self.known[key].loaded_context(None)
         # Ollama stores the expiry when a request ends and /api/ps shows that stored time: the
         # same text on every call until the model is used again.
         wall_expiry = time.time() + min(keep_alive_s, _FOREVER_S)
         expires_at = self.clock.format_ns(int(wall_expiry * 1e9))
-        self.loaded[key] = (time.monotonic() + keep_alive_s, keep_alive_s, expires_at)
+        self.loaded[key] = (time.monotonic() + keep_alive_s, keep_alive_s, expires_at, ctx)
         cap = self.config.max_loaded_models
         while cap and len(self.loaded) > cap:
             self.loaded.popitem(last=False)
@@ -126,25 +145,43 @@ class NodeState:
     def unload(self, key: str) -> None:
         self.loaded.pop(key, None)
 
-    async def ensure_loaded(self, key: str, keep_alive_s: float | None) -> None:
-        """Load `key` if needed (sleeping `load_ms`), then mark it used."""
-        if not self.is_loaded(key):
+    def context_of(self, key: str) -> int | None:
+        entry = self.loaded.get(key)
+        return entry[3] if entry is not None else None
+
+    async def ensure_loaded(
+        self, key: str, keep_alive_s: float | None, num_ctx: int | None = None
+    ) -> int:
+        """Load `key` if needed (sleeping `load_ms`), mark it used, return its context length.
+
+        A `num_ctx` other than the loaded runner's reloads the model (`sched.go` `needsReload`).
+        """
+        info = self.known[key]
+        want = info.loaded_context(num_ctx) if num_ctx else None
+
+        def ready() -> bool:
+            return self.is_loaded(key) and want in (None, self.context_of(key))
+
+        if not ready():
             async with self.load_locks[key]:
-                if not self.is_loaded(key):
+                if not ready():
                     delay = self.delay_s(self.config.load_ms)
                     if delay > 0:
                         await asyncio.sleep(delay)
+                    self.loaded.pop(key, None)  # a (re)load starts a fresh runner
+                    self.touch(key, keep_alive_s, want or info.loaded_context(None))
         self.touch(key, keep_alive_s)
+        return self.context_of(key) or info.loaded_context(None)
 
     def ps_body(self) -> bytes:
         rows = []
         for key in list(self.loaded):
             if not self.is_loaded(key):
                 continue
-            expiry, _, expires_at = self.loaded[key]
-            rows.append((min(expiry, _FOREVER_S), key, expires_at))
+            expiry, _, expires_at, ctx = self.loaded[key]
+            rows.append((min(expiry, _FOREVER_S), key, expires_at, ctx))
         rows.sort(reverse=True)  # the latest expiry first, as Ollama sorts
-        models = [self.catalog[key].ps_entry(expires_at) for _, key, expires_at in rows]
+        models = [self.known[key].ps_entry(expires_at, ctx) for _, key, expires_at, ctx in rows]
         return orjson.dumps({"models": models})
 
     # -- prefix cache ----------------------------------------------------------------------------

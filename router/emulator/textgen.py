@@ -140,3 +140,20 @@ def context_ids(model: str, prompt: str, seed: int, length: int) -> list[int]:
     """Token ids of prompt + answer for generate's `context` field."""
     rng = _SplitMix(_seed(model, prompt, seed) ^ 0x5F5F5F5F)
     return [rng.next() % 128_000 for _ in range(length)]
+
+
+def schema_arguments(model: str, name: str, parameters: Any, seed: int) -> dict[str, Any]:
+    """Tool-call arguments that fit a JSON-schema `parameters` object, from the inputs' hash."""
+    props = parameters.get("properties") if isinstance(parameters, dict) else None
+    if not isinstance(props, dict):
+        return {}
+    rng = _SplitMix(_seed(model, f"\0tool\0{name}", seed))
+    return {str(key): _schema_value(spec, rng, 2) for key, spec in props.items()}
+
+
+def thinking_tokens(model: str, prompt: str, seed: int) -> list[str]:
+    """A short deterministic 'reasoning' (4..11 words) before a thinking model's answer."""
+    count = 4 + _seed(model, f"\0think\0{prompt}", seed) % 8
+    rng = _SplitMix(_seed(model, f"\0think\0{prompt}", seed))
+    words = _words(rng, count)
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]

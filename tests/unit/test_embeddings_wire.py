@@ -11,9 +11,11 @@ import json
 import struct
 from typing import Any
 
+import orjson
 import pytest
 from openai.types import CreateEmbeddingResponse
 
+from router.api.errors import to_response
 from router.errors import BadRequest
 from router.wire.embeddings import (
     MAX_INPUTS,
@@ -108,7 +110,6 @@ def test_parse(body: dict[str, Any], expected: EmbeddingsRequest) -> None:
 def test_parse_errors_name_their_param(body: dict[str, Any], param: str, words: str) -> None:
     with pytest.raises(BadRequest) as info:
         parse_embeddings(body)
-    assert info.value.status == 400
     assert info.value.param == param
     assert words in info.value.message
 
@@ -293,8 +294,9 @@ def test_overflow_counts() -> None:
 )
 def test_context_overflow_is_a_400_with_openais_code(text: str, param: str, words: str) -> None:
     error = context_overflow(text, param)
-    assert error.status == 400
-    assert error.type == "invalid_request_error"
+    status, _, body = to_response(error, method="POST", path="/v1/embeddings")
+    assert status == 400
+    assert orjson.loads(body)["error"]["type"] == "invalid_request_error"
     assert error.code == "context_length_exceeded"
     assert error.param == param
     assert words in error.message

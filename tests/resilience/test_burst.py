@@ -66,4 +66,5 @@ async def test_full_queue_answers_429(make_router: RouterFactory) -> None:
     for r in rejected:
         assert isinstance(r.error, openai.RateLimitError)
         assert_envelope(r.error, 429, retry_after=True)
-    assert max(r.seconds for r in rejected) < 0.1  # refused at once, not after a wait
+    # Refused at once, not after waiting out the queue (20 s): a bound that holds on a busy host.
+    assert max(r.seconds for r in rejected) < 5.0

@@ -77,7 +77,9 @@ def _options(req: MessagesRequest, max_tokens: int | None) -> dict[str, Any]:
     return options
 
 
-def _payload(req: MessagesRequest, model: str, max_tokens: int | None) -> dict[str, Any]:
+def _payload(
+    req: MessagesRequest, model: str, max_tokens: int | None, can_think: bool
+) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "model": model,
         "messages": list(req.messages),
@@ -86,19 +88,23 @@ def _payload(req: MessagesRequest, model: str, max_tokens: int | None) -> dict[s
     }
     if req.tools:
         payload["tools"] = list(req.tools)
-    if req.think is not None:
+    if req.format is not None:
+        payload["format"] = req.format
+    if req.think is not None and can_think:
         payload["think"] = req.think
     return payload
 
 
-def messages_payload(req: MessagesRequest, model: str) -> bytes:
-    return orjson.dumps(_payload(req, model, req.max_tokens))
+def messages_payload(req: MessagesRequest, model: str, *, can_think: bool = True) -> bytes:
+    """The native `/api/chat` body. `can_think=False` (the model lacks Ollama's `thinking`
+    capability) leaves `think` out: Ollama answers 400 when such a model is asked to think."""
+    return orjson.dumps(_payload(req, model, req.max_tokens, can_think))
 
 
-def count_tokens_payload(req: MessagesRequest, model: str) -> bytes:
+def count_tokens_payload(req: MessagesRequest, model: str, *, can_think: bool = True) -> bytes:
     """Ollama has no token-count endpoint: a one-token generation's `prompt_eval_count` is the
     count of the whole rendered prompt (tools and system included)."""
-    return orjson.dumps(_payload(req, model, 1))
+    return orjson.dumps(_payload(req, model, 1, can_think))
 
 
 def count_tokens_body(done: dict[str, Any]) -> bytes:

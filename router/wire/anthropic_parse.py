@@ -14,7 +14,8 @@ from typing import Any
 
 from router.errors import BadRequest
 
-_EFFORTS = frozenset({"low", "medium", "high", "max"})
+# `output_config.effort` → native `think` levels (api-reference.md 1.5).
+_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "max", "max": "max"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class MessagesRequest:
     top_p: float | None = None
     top_k: int | None = None
     think: bool | str | None = None
+    format: object = None  # native `format`: None or a JSON-Schema object
     stream: bool = False
     user: str | None = None  # metadata.user_id, for affinity
 
@@ -204,21 +206,32 @@ def _tool_choice(body: dict[str, Any], tools: list[dict[str, Any]]) -> list[dict
     return chosen
 
 
-def _think(body: dict[str, Any]) -> bool | str | None:
+def _think(body: dict[str, Any], config: dict[str, Any]) -> bool | str | None:
     thinking = _get(body, "thinking", dict, "a valid dictionary")
     kind = None if thinking is None else thinking.get("type")
     if kind not in (None, "enabled", "disabled", "adaptive"):
         raise _bad("thinking.type", "Input should be 'enabled', 'disabled' or 'adaptive'")
     if kind == "disabled":
         return False
-    config = _get(body, "output_config", dict, "a valid dictionary") or {}
     effort = config.get("effort")
-    if effort is not None and effort not in _EFFORTS:
-        raise _bad("output_config.effort", f"Input should be one of {', '.join(sorted(_EFFORTS))}")
     if effort is not None:
-        return str(effort)
+        if effort not in _EFFORTS:
+            raise _bad("output_config.effort", f"Input should be one of {', '.join(_EFFORTS)}")
+        return _EFFORTS[effort]
     # `adaptive` = the model decides: the node's default (thinking models think, api-ref 1.5).
     return True if kind == "enabled" else None
+
+
+def _format(config: dict[str, Any]) -> object:
+    """`output_config.format` (structured outputs) → native `format`."""
+    fmt = config.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise _bad("output_config.format.type", "Input should be 'json_schema'")
+    if not isinstance(fmt.get("schema"), dict):
+        raise _bad("output_config.format.schema", "Field required")
+    return fmt["schema"]
 
 
 def _parse(body: dict[str, Any], *, count: bool) -> MessagesRequest:
@@ -242,6 +255,7 @@ def _parse(body: dict[str, Any], *, count: bool) -> MessagesRequest:
         raise _bad("stop_sequences", "Input should be a list of strings")
     metadata = _get(body, "metadata", dict, "a valid dictionary") or {}
     user = metadata.get("user_id")
+    config = _get(body, "output_config", dict, "a valid dictionary") or {}
     return MessagesRequest(
         model=model,
         messages=tuple(native),
@@ -251,7 +265,8 @@ def _parse(body: dict[str, Any], *, count: bool) -> MessagesRequest:
         temperature=_number(body, "temperature", 0, 1),
         top_p=_number(body, "top_p", 0, 1),
         top_k=_get(body, "top_k", int, "a valid integer"),
-        think=_think(body),
+        think=_think(body, config),
+        format=_format(config),
         stream=bool(_get(body, "stream", bool, "a valid boolean")),
         user=user if isinstance(user, str) else None,
     )

@@ -24,8 +24,11 @@ from router.wire.translate import Usage, usage_of
 NewId = Callable[[str], str]
 
 
-def responses_payload(req: ResponsesRequest, model: str) -> bytes:
-    """The native `/api/chat` body; always streamed (the router gathers a JSON answer)."""
+def responses_payload(req: ResponsesRequest, model: str, *, can_think: bool = True) -> bytes:
+    """The native `/api/chat` body; always streamed (the router gathers a JSON answer).
+    `can_think=False` (the model lacks Ollama's `thinking` capability) leaves `think` out:
+    Ollama answers 400 when such a model is asked to think, and agents send `reasoning`
+    whatever the model."""
     options: dict[str, Any] = {
         "temperature": 1.0 if req.temperature is None else req.temperature,
         "top_p": 1.0 if req.top_p is None else req.top_p,
@@ -42,7 +45,7 @@ def responses_payload(req: ResponsesRequest, model: str) -> bytes:
         payload["tools"] = list(req.tools)
     if req.format is not None:
         payload["format"] = req.format
-    if req.think is not None:
+    if req.think is not None and can_think:
         payload["think"] = req.think
     return orjson.dumps(payload)
 

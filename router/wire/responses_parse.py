@@ -232,8 +232,7 @@ def _metadata(body: dict[str, Any]) -> dict[str, Any]:
     return dict(metadata)
 
 
-def parse_responses(body: dict[str, Any]) -> ResponsesRequest:
-    _stateless(body)
+def _model(body: dict[str, Any]) -> str:
     model = body.get("model")
     if not model:
         raise BadRequest(
@@ -241,6 +240,12 @@ def parse_responses(body: dict[str, Any]) -> ResponsesRequest:
         )
     if not isinstance(model, str):
         raise wrong_type("model", "a string", model)
+    return model
+
+
+def parse_responses(body: dict[str, Any]) -> ResponsesRequest:
+    _stateless(body)
+    model = _model(body)
     instructions = _typed(body, "instructions", str, "a string")
     messages = input_messages(body.get("input"), instructions)
     given, native = _tools(body.get("tools"))
@@ -248,12 +253,12 @@ def parse_responses(body: dict[str, Any]) -> ResponsesRequest:
     tools = _tool_choice(tool_choice, native)
     fmt, text = _format(body)
     think, reasoning = _think(body)
-    temperature = _number(body, "temperature", 0, 2)
-    top_p = _number(body, "top_p", 0, 1)
+    temperature, top_p = _number(body, "temperature", 0, 2), _number(body, "top_p", 0, 1)
     max_output_tokens = _max_tokens(body)
     parallel = _typed(body, "parallel_tool_calls", bool, "a boolean")
     user = _typed(body, "user", str, "a string")
-    truncation = _typed(body, "truncation", str, "a string")
+    # The fields a Response repeats; temperature and top_p as the node was asked (OpenAI's
+    # defaults, not the Modelfile's, as for chat).
     echo = {
         "instructions": instructions,
         "max_output_tokens": max_output_tokens,
@@ -261,13 +266,12 @@ def parse_responses(body: dict[str, Any]) -> ResponsesRequest:
         "parallel_tool_calls": True if parallel is None else parallel,
         "previous_response_id": None,
         "reasoning": reasoning,
-        # What the node was asked for: OpenAI's defaults, not the Modelfile's (as chat).
         "temperature": 1.0 if temperature is None else temperature,
         "text": text,
         "tool_choice": "auto" if tool_choice is None else tool_choice,
         "tools": given,
         "top_p": 1.0 if top_p is None else top_p,
-        "truncation": truncation or "disabled",
+        "truncation": _typed(body, "truncation", str, "a string") or "disabled",
         "user": user,
     }
     return ResponsesRequest(

@@ -286,6 +286,12 @@ PAYLOADS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         req(thinking={"type": "disabled"}, output_config={"effort": "high"}),
         native(think=False),
     ),
+    ("effort-xhigh-is-max", req(output_config={"effort": "xhigh"}), native(think="max")),
+    (
+        "structured-output-format",
+        req(output_config={"format": {"type": "json_schema", "schema": {"type": "object"}}}),
+        native(format={"type": "object"}),
+    ),
     ("metadata-not-sent", req(metadata={"user_id": "u1"}), native()),
 ]
 
@@ -295,6 +301,13 @@ PAYLOADS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 )
 def test_payload(body: dict[str, Any], expected: dict[str, Any]) -> None:
     assert payload(body) == expected
+
+
+def test_a_model_that_cannot_think_is_not_asked_to() -> None:
+    request = parse_messages(req(thinking={"type": "enabled", "budget_tokens": 1024}))
+    assert "think" not in json.loads(messages_payload(request, "m", can_think=False))
+    assert "think" not in json.loads(count_tokens_payload(request, "m", can_think=False))
+    assert json.loads(messages_payload(request, "m"))["think"] is True
 
 
 def test_metadata_user_id_is_the_user() -> None:
@@ -397,6 +410,13 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("thinking-type", req(thinking={"type": "always"}), "thinking.type"),
     ("effort-bogus", req(output_config={"effort": "ultra"}), "output_config.effort"),
     ("stream-not-bool", req(stream="yes"), "stream"),
+    ("format-type", req(output_config={"format": {"type": "yaml"}}), "output_config.format.type"),
+    (
+        "format-schema",
+        req(output_config={"format": {"type": "json_schema"}}),
+        "output_config.format.schema",
+    ),
+    ("output-config-type", req(output_config="high"), "output_config"),
 ]
 
 

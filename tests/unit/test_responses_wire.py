@@ -345,6 +345,12 @@ def test_payload(body: dict[str, Any], expected: dict[str, Any]) -> None:
     assert payload(body) == expected
 
 
+def test_a_model_that_cannot_think_is_not_asked_to() -> None:
+    request = parse_responses(req(reasoning={"effort": "medium"}))
+    assert "think" not in json.loads(responses_payload(request, "m", can_think=False))
+    assert json.loads(responses_payload(request, "m"))["think"] == "medium"
+
+
 BAD: list[tuple[str, dict[str, Any], str]] = [
     ("previous-response-id", req(previous_response_id="resp_1"), "previous_response_id"),
     ("store-true", req(store=True), "store"),

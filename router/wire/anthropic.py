@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from router.errors import JarvisError
+from router.errors import BadRequest, JarvisError
 from router.wire.anthropic_parse import MessagesRequest
 from router.wire.translate import Usage, usage_of
 
@@ -59,6 +59,13 @@ def error_body(status: int, message: str, request_id: str | None = None) -> byte
 
 def to_anthropic_error(exc: JarvisError, request_id: str | None = None) -> bytes:
     return error_body(exc.status, exc.message, request_id)
+
+
+def context_overflow(prompt_tokens: int | None = None, limit: int | None = None) -> BadRequest:
+    """A prompt over the node's context, as Anthropic words it (api-reference.md 5.6)."""
+    if prompt_tokens and limit:
+        return BadRequest(f"prompt is too long: {prompt_tokens} tokens > {limit} maximum")
+    return BadRequest("prompt is too long for the model's context window")
 
 
 # -- requests ---------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from router.wire.translate import Usage, usage_of
 
 _TEXT, _THINKING = "text", "thinking"
 _TAIL = b"}}\n\n"
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'  # Anthropic's own keep-alive
 
 
 def _frame(name: str, body: dict[str, Any]) -> bytes:
@@ -44,7 +45,7 @@ class MessagesStream:
     def start(self) -> bytes:
         message = message_object(self._id, self._model, [], None, Usage(0, 0))
         start = _frame("message_start", {"type": "message_start", "message": message})
-        return start + _frame("ping", {"type": "ping"})
+        return start + PING
 
     # -- blocks --------------------------------------------------------------------------------
     def _close(self, out: list[bytes]) -> None:

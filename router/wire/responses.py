@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from router.errors import BadRequest
 from router.wire.responses_parse import ResponsesRequest
 from router.wire.translate import Usage, usage_of
 
@@ -138,6 +139,19 @@ def native_calls(calls: object) -> list[tuple[str, str]]:
         text = args if isinstance(args, str) else orjson.dumps(args).decode()
         out.append((str(fn.get("name") or ""), text))
     return out
+
+
+def context_overflow(prompt_tokens: int | None = None, limit: int | None = None) -> BadRequest:
+    """A prompt over the node's context, as OpenAI words it for Responses (api-reference 5.6)."""
+    counts = (
+        f" ({prompt_tokens} tokens; the context holds {limit})" if prompt_tokens and limit else ""
+    )
+    return BadRequest(
+        "Your input exceeds the context window of this model. Please adjust your input and "
+        f"try again.{counts}",
+        param="input",
+        code="context_length_exceeded",
+    )
 
 
 def status_of(done: dict[str, Any]) -> str:

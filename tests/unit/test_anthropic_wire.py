@@ -25,6 +25,7 @@ from pydantic import TypeAdapter
 from router.errors import BadRequest, ModelNotFound, ServiceUnavailable, Unauthorized
 from router.wire.anthropic import (
     build_message,
+    context_overflow,
     count_tokens_body,
     count_tokens_payload,
     error_body,
@@ -33,7 +34,7 @@ from router.wire.anthropic import (
     to_anthropic_error,
 )
 from router.wire.anthropic_parse import MessagesRequest, parse_count_tokens, parse_messages
-from router.wire.anthropic_stream import MessagesStream
+from router.wire.anthropic_stream import PING, MessagesStream
 from router.wire.ollama import Gathered
 
 OLLAMA = Path(__file__).resolve().parent.parent / "fixtures" / "ollama"
@@ -710,3 +711,22 @@ def test_router_errors_in_anthropic_shape() -> None:
         body = json.loads(to_anthropic_error(exc))
         assert body == {"type": "error", "error": {"type": kind, "message": exc.message}}
         assert error_type(exc.status) == kind
+
+
+def test_context_overflow_in_anthropic_words() -> None:
+    error = context_overflow(208656, 200000)
+    assert error.message == "prompt is too long: 208656 tokens > 200000 maximum"
+    body = json.loads(to_anthropic_error(error))
+    assert body["error"]["type"] == "invalid_request_error"
+    assert context_overflow().status == 400
+
+
+def test_ping_is_a_named_event_the_sdk_skips() -> None:
+    encoder = MessagesStream(MODEL, MSG_ID, ids())
+    out = [encoder.start(), PING]
+    encoder.feed_all([said("hi")], out)
+    out.append(PING)  # a keep-alive between two tokens
+    encoder.feed_all([said("!")], out)
+    tail, _ = encoder.finish(done())
+    stream = sdk_stream(b"".join(out) + tail)
+    assert "".join(stream.text_stream) == "hi!"

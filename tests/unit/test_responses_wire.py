@@ -23,7 +23,12 @@ from pydantic import TypeAdapter
 
 from router.errors import BadRequest
 from router.wire.ollama import Gathered
-from router.wire.responses import ResponseHead, build_response, responses_payload
+from router.wire.responses import (
+    ResponseHead,
+    build_response,
+    context_overflow,
+    responses_payload,
+)
 from router.wire.responses_parse import ResponsesRequest, parse_responses
 from router.wire.responses_stream import ResponsesStream
 
@@ -798,3 +803,11 @@ def test_request_object_is_frozen() -> None:
     assert isinstance(request, ResponsesRequest)
     with pytest.raises(AttributeError):
         request.model = "x"  # type: ignore[misc]
+
+
+def test_context_overflow_in_openai_words() -> None:
+    error = context_overflow(9100, 8192)
+    assert (error.status, error.param, error.code) == (400, "input", "context_length_exceeded")
+    assert "9100" in error.message
+    assert "8192" in error.message
+    assert context_overflow().message.startswith("Your input exceeds the context window")

@@ -24,13 +24,12 @@ import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Collection
-from enum import Enum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from router.config import CoordinationConfig
 from router.fleet.registry import Fleet, Lease, NodeState
 from router.obs.metrics import Metrics
-from router.routing.choose import Ask, Chooser, Wait
+from router.routing.choose import ALL_FULL, Ask, Chooser, Wait
 from router.routing.redis_link import RedisDown, RedisLink
 
 # Re-exported: dispatch imports these two from here still; their home is `routing.slots`.
@@ -46,14 +45,6 @@ REFRESH_S = 0.15  # how stale other replicas' counts may be
 WAITING_REFRESH_S = 0.025  # the same, while requests wait for a slot
 PROBE_S = 0.5  # how often a replica retries Redis while it is away
 MAX_PENDING = 10_000  # lease ids given back while Redis was away, to remove on its return
-
-
-class _Full(Enum):
-    FULL = "full"
-
-
-FULL = _Full.FULL
-_Look = Lease | None | Literal[_Full.FULL]
 
 
 class RedisSlots:
@@ -132,7 +123,7 @@ class RedisSlots:
             while True:
                 first = turn or not self._waiters.ahead(model)
                 lease = await self._try(ask, first=first)
-                if lease is not FULL:
+                if not isinstance(lease, Wait):
                     return lease
                 if turn:
                     self._waiters.done(model)
@@ -147,9 +138,9 @@ class RedisSlots:
             if turn:
                 self._waiters.done(model)
 
-    async def _try(self, ask: Ask, *, first: bool) -> _Look:
-        """One look: a lease, None (no node serves the model), or FULL (wait for a turn:
-        every node is full in view, or others of this replica wait before us)."""
+    async def _try(self, ask: Ask, *, first: bool) -> Lease | Wait | None:
+        """One look: a lease, None (no node serves the model), or `Wait` for a turn (every
+        node is full in view, or others of this replica wait before us)."""
         failed = False
         while True:
             candidates = self._fleet.candidates(ask.model)
@@ -158,15 +149,12 @@ class RedisSlots:
                 node = chosen.node if isinstance(chosen, Wait) else chosen
                 return None if node is None else self._lease(node, self._new_id())
             if not first:
-                return FULL
+                return ALL_FULL
             chosen = self._chooser.choose(candidates, ask)
-            if chosen is None:
-                return None
-            if isinstance(chosen, Wait):
-                return FULL
-            node = chosen
+            if chosen is None or isinstance(chosen, Wait):
+                return chosen
             try:
-                lease = await self._acquire(node)
+                lease = await self._acquire(chosen)
             except RedisDown as exc:
                 if failed:
                     self.link.failed_again("acquire", exc)

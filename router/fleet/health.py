@@ -6,7 +6,8 @@ to have), at most once per `refresh_min_interval_s`, shared by everyone who asks
 
 A round costs the HTTP client's work and little more (issue #5, S5): an answer with the same
 bytes as the node's last one is not parsed again, and hands the fleet the same mapping, which
-then only notes the check time.
+then only notes the check time. Nodes are reached through a `Probe` the app hands in (the
+upstream client): the fleet layer never imports `upstream`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ class Listed(Protocol[_T_co]):
 
 class Probe(Protocol):
     """How the checker reaches a node (`upstream.client.Upstream` is one). `last` is what the
-    same call returned for the node last time: an unchanged answer may return it as is."""
+    same call returned for the node last time: an unchanged answer may return it as is. It is
+    `Any` here because its type is the probe's own (with what it needs to tell an unchanged
+    answer); the checker only hands it back."""
 
     async def tags(
         self, node: NodeState, timeout_s: float, last: Any = None

@@ -132,8 +132,14 @@ class Fleet:
     def watch_capacity(self, watcher: Callable[[], None]) -> Callable[[], None]:
         """Call `watcher` whenever capacity may have grown (a node (re)joined rotation, a
         probe passed, a reload): waiting requests may now have a slot. Returns the unwatch."""
-        self._capacity_watchers.append(watcher)
-        return lambda: self._capacity_watchers.remove(watcher)
+        watchers = self._capacity_watchers
+        watchers.append(watcher)
+
+        def unwatch() -> None:
+            if watcher in watchers:
+                watchers.remove(watcher)
+
+        return unwatch
 
     def _capacity_changed(self) -> None:
         for watcher in tuple(self._capacity_watchers):  # one may unwatch meanwhile

@@ -1,7 +1,7 @@
 """S5 fleet scale.
 
 Micro-benchmark of the pure parts, in process, with 1,000 nodes x 50 models: one routing
-decision over `Fleet.candidates` by `balancer.choose` (least_loaded) and by `CostAware` (the
+decision over `Fleet.candidates` by `LeastLoaded` (least_loaded) and by `CostAware` (the
 default strategy), `Fleet.mark_healthy` (steady: an equal model map, or the very same one as the
 health checker hands over for an unchanged answer; cold, every node turning healthy; one node
 flapping; each also with a `candidates` read after every change, which builds the tuple the
@@ -35,12 +35,12 @@ from router.config import NodeConfig
 from router.emulator import EmulatorConfig, Faults, NodeStats
 from router.emulator.state import NodeState as EmulatorNodeState
 from router.fleet.registry import Fleet, NodeState
-from router.routing.admission import AdmissionQueue
 from router.routing.affinity import AffinityRing
-from router.routing.balancer import choose
-from router.routing.local import QueuedSlots, _Waiting
+from router.routing.choose import Ask, Chooser
+from router.routing.cost_aware import CostAware
+from router.routing.local import QueuedSlots, _Request
 from router.routing.scoring import SpeedStats
-from router.routing.strategies import CostAware
+from router.routing.strategies import LeastLoaded
 from router.upstream.client import parse_tags, ps_fingerprint, tags_fingerprint
 
 HEALTH_INTERVAL_S = 5.0
@@ -59,7 +59,7 @@ def _fleet(nodes: int, models: dict[str, int]) -> tuple[Fleet, list[NodeConfig]]
 
 
 def _decisions(candidates: tuple[NodeState, ...], model: str, tried: str) -> dict[str, float]:
-    """One routing decision, µs: least_loaded's `choose` and the default `CostAware`, over an
+    """One routing decision, µs: `LeastLoaded` and the default `CostAware`, over an
     idle fleet (every node ties), a busy one (loads 0-3 of 4) and a busy one with a node tried."""
     rng = random.Random(1)
     stats = SpeedStats()
@@ -69,18 +69,20 @@ def _decisions(candidates: tuple[NodeState, ...], model: str, tried: str) -> dic
             rate = rng.uniform(20.0, 60.0)
             stats.observe(node.name, model, ttft_s=rng.uniform(0.1, 0.5), tokens=tokens,
                           decode_s=tokens / rate)  # fmt: skip
-    cost_aware = CostAware(stats)
+    cost_aware, least = CostAware(stats), LeastLoaded()
     out: dict[str, float] = {}
     for label, exclude in (("idle", ()), ("busy", ()), ("exclude", (tried,))):
         if label == "busy":
             for node in candidates:
                 node.in_flight = rng.randrange(0, 4)
 
-        def least_loaded(exclude: tuple[str, ...] = exclude) -> object:
-            return choose(candidates, exclude=exclude, rng=rng)
+        ask = Ask(model, exclude)
 
-        def default(exclude: tuple[str, ...] = exclude) -> object:
-            return cost_aware(candidates, model=model, exclude=exclude, rng=rng)
+        def least_loaded(ask: Ask = ask) -> object:
+            return least.pick(candidates, ask, rng)
+
+        def default(ask: Ask = ask) -> object:
+            return cost_aware.pick(candidates, ask, rng)
 
         out[f"choose_{label}_us"] = _per_call_us(least_loaded, 2000)
         out[f"cost_aware_{label}_us"] = _per_call_us(default, 200)
@@ -97,15 +99,15 @@ def _slot_decisions(fleet: Fleet, model: str) -> dict[str, float]:
     stats = SpeedStats()
     for node in fleet.candidates(model):
         stats.observe(node.name, model, ttft_s=0.2, tokens=128, decode_s=128 / 40)
-    queue = AdmissionQueue(max_depth=1024, timeout_s=30.0, clock=time.monotonic)
-    slots = QueuedSlots(fleet, CostAware(stats), rng, queue, AffinityRing())
+    chooser = Chooser(CostAware(stats), rng, AffinityRing())
+    slots = QueuedSlots(fleet, chooser, max_queue=1024, queue_timeout_s=30.0, clock=time.monotonic)
     for node in fleet.candidates(model):
         node.in_flight = rng.randrange(0, 4)
     out: dict[str, float] = {}
     for label, session in (("single", None), ("conversation", "session:bench")):
 
         def decide(session: str | None = session) -> None:
-            lease = slots._try_take(model, (), session, None, _Waiting())
+            lease = slots.try_take(_Request(slots, Ask(model, session=session)))
             assert lease is not None
             lease.release()
 

@@ -29,7 +29,7 @@ from router.fleet.registry import Fleet
 from router.obs.metrics import Metrics
 from router.routing.build import build_slots
 from router.routing.scoring import SpeedStats
-from router.upstream.client import Upstream
+from router.upstream.client import Upstream, UpstreamError
 from router.upstream.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     upstream = Upstream(session, config.routing)
     speeds = SpeedStats()
-    slots = build_slots(config, state.fleet, speeds, state.rng, state.metrics.registry, state.clock)
+    slots = build_slots(config, state.fleet, speeds, state.rng, state.metrics, state.clock)
     await slots.start()
     state.dispatcher = Dispatcher(
         state.fleet,
@@ -123,7 +123,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         config.routing.token_gap_timeout_s,
     )
     state.health = HealthChecker(
-        state.fleet, upstream, config.health, state.metrics, clock=state.clock
+        state.fleet,
+        upstream,
+        config.health,
+        state.metrics,
+        failure=UpstreamError,
+        clock=state.clock,
     )
     await state.health.check_all()  # ready from the first request
     tasks = [asyncio.create_task(state.health.run(), name="jarvis-health")]

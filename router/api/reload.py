@@ -19,7 +19,6 @@ import os
 from dataclasses import replace
 
 from aiohttp import web
-from prometheus_client import Counter
 
 from router.api.auth import KeyRing
 from router.api.state import RouterState
@@ -87,14 +86,7 @@ class Reloader:
         self.state, self.path = state, path
         self._lock = asyncio.Lock()  # SIGHUP, the watcher and tests never apply two at once
         self._wake = asyncio.Event()
-        self.reloads = Counter(
-            "jarvis_config_reloads",
-            "Fleet file reloads, by result (error: refused, the running config stays)",
-            ["result"],
-            registry=state.metrics.registry,
-        )
-        for result in ("ok", "error"):
-            self.reloads.labels(result)
+        state.metrics.enable_reloads()
 
     def request(self) -> None:
         """SIGHUP: reload now (the watcher does it, so a signal handler never awaits)."""
@@ -108,10 +100,10 @@ class Reloader:
                 loaded = await asyncio.to_thread(load_config, self.path)
             except ConfigError as exc:
                 log.error("fleet file refused, the running config stays: %s", exc)
-                self.reloads.labels("error").inc()
+                self.state.metrics.count_reload("error")
                 return False
             added = self._apply(loaded)
-            self.reloads.labels("ok").inc()
+            self.state.metrics.count_reload("ok")
             # New nodes serve as soon as they pass a check, not at the next health round.
             fleet = self.state.fleet
             await asyncio.gather(
@@ -130,7 +122,7 @@ class Reloader:
                 ", ".join(pinned),
             )
         # Re-weighting is a max_concurrency change; update_nodes re-indexes, which wakes the
-        # admission queue (fleet.on_capacity), so waiting requests see the new capacity.
+        # admission queue (Fleet.watch_capacity), so waiting requests see the new capacity.
         added, removed = state.fleet.update_nodes(config.nodes)
         state.keys = KeyRing(config.api_keys)
         routing, dispatcher = config.routing, state.dispatcher
@@ -172,7 +164,7 @@ class Reloader:
                 await self.reload()
             except Exception:  # the watcher must outlive a bug in one reload
                 log.exception("reloading %s failed; the running config stays", self.path)
-                self.reloads.labels("error").inc()
+                self.state.metrics.count_reload("error")
 
 
 RELOADER = web.AppKey("jarvis_reloader", Reloader)

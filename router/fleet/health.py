@@ -6,23 +6,49 @@ to have), at most once per `refresh_min_interval_s`, shared by everyone who asks
 
 A round costs the HTTP client's work and little more (issue #5, S5): an answer with the same
 bytes as the node's last one is not parsed again, and hands the fleet the same mapping, which
-then only notes the check time.
+then only notes the check time. Nodes are reached through a `Probe` the app hands in (the
+upstream client): the fleet layer never imports `upstream`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from router.config import HealthConfig
 from router.fleet.registry import Fleet, NodeState
 from router.obs.metrics import Metrics
-from router.upstream.client import Listing, Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
 MAX_PARALLEL_PROBES = 64
+_T_co = TypeVar("_T_co", covariant=True)
+
+
+class Listed(Protocol[_T_co]):
+    """A parsed answer (`value`); the probe hands it back as `last` next time."""
+
+    @property
+    def value(self) -> _T_co: ...
+
+
+class Probe(Protocol):
+    """How the checker reaches a node (`upstream.client.Upstream` is one). `last` is what the
+    same call returned for the node last time: an unchanged answer may return it as is. It is
+    `Any` here because its type is the probe's own (with what it needs to tell an unchanged
+    answer); the checker only hands it back."""
+
+    async def tags(
+        self, node: NodeState, timeout_s: float, last: Any = None
+    ) -> Listed[Mapping[str, int]]:
+        """The node's installed models, canonical name → created (unix s)."""
+
+    async def loaded(
+        self, node: NodeState, timeout_s: float, last: Any = None
+    ) -> Listed[frozenset[str]]:
+        """The models loaded in the node's memory."""
 
 
 @dataclass(slots=True)
@@ -30,22 +56,25 @@ class _Seen:
     """What the last checks of one node brought back, and its histogram child."""
 
     observe: Callable[[float], None]
-    tags: Listing[dict[str, int]] | None = None
-    loaded: Listing[frozenset[str]] | None = None
+    tags: Listed[Mapping[str, int]] | None = None
+    loaded: Listed[frozenset[str]] | None = None
 
 
 class HealthChecker:
     def __init__(
         self,
         fleet: Fleet,
-        upstream: Upstream,
+        probe: Probe,
         config: HealthConfig,
         metrics: Metrics,
         *,
+        failure: type[Exception],
         clock: Callable[[], float],
     ) -> None:
-        self._fleet, self._upstream, self._config = fleet, upstream, config
-        self._metrics, self._clock = metrics, clock
+        """`failure`: what `probe` raises when a node does not answer well (its str says why);
+        anything else is a bug, logged by `run`."""
+        self._fleet, self._probe, self._config = fleet, probe, config
+        self._failure, self._metrics, self._clock = failure, metrics, clock
         self._probes = asyncio.Semaphore(MAX_PARALLEL_PROBES)
         self._round: asyncio.Task[None] | None = None
         self._last_round = float("-inf")
@@ -62,15 +91,13 @@ class HealthChecker:
         async with self._probes:
             start = self._clock()
             try:
-                tags = seen.tags = await self._upstream.tags(
-                    node, self._config.timeout_s, seen.tags
-                )
-            except UpstreamError as exc:
+                tags = seen.tags = await self._probe.tags(node, self._config.timeout_s, seen.tags)
+            except self._failure as exc:
                 if self._fleet.nodes.get(node.name) is not node:
                     return  # removed (or replaced under its name) by a reload meanwhile
                 if node.healthy or not node.checked:
-                    log.warning("node %s failed its health check: %s", node.name, exc.message)
-                self._fleet.mark_unhealthy(node.name, exc.message)
+                    log.warning("node %s failed its health check: %s", node.name, exc)
+                self._fleet.mark_unhealthy(node.name, str(exc))
             else:
                 if self._fleet.nodes.get(node.name) is not node:
                     return
@@ -85,9 +112,9 @@ class HealthChecker:
     async def _check_loaded(self, node: NodeState, seen: _Seen) -> None:
         """Which models are hot in the node's memory (`/api/ps`): a cold one costs a load."""
         try:
-            loaded = await self._upstream.loaded(node, self._config.timeout_s, seen.loaded)
-        except UpstreamError as exc:  # older or partial servers: routing just loses the hint
-            log.debug("node %s: /api/ps failed: %s", node.name, exc.message)
+            loaded = await self._probe.loaded(node, self._config.timeout_s, seen.loaded)
+        except self._failure as exc:  # older or partial servers: routing just loses the hint
+            log.debug("node %s: /api/ps failed: %s", node.name, exc)
             return
         seen.loaded = loaded
         # Even when unchanged: it replaces what dispatch guessed since (a model it just ran).

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Protocol
 
 from router.config import NodeConfig
 from router.fleet.breaker import BreakerPolicy, BreakerState, CircuitBreaker
@@ -62,31 +63,41 @@ class NodeState:
     def in_rotation(self) -> bool:
         return self.healthy and not self.draining and self.ejected_until is None
 
+    @property
+    def load(self) -> int:
+        """Requests on the node now: this replica's, and the other replicas' as last seen."""
+        return self.in_flight + self.remote_in_flight
+
+    @property
+    def free(self) -> int:
+        """Slots left before `capacity` (0 or less: full)."""
+        return self.capacity - self.load
+
+
+class LeaseOwner(Protocol):
+    """The slot store that made a lease; told once when it is given back."""
+
+    def released(self, lease: Lease) -> None: ...
+
 
 class Lease:
     """One request's slot on a node, held from the moment it is made; `release()` (or leaving
-    `async with`) gives it back exactly once, whatever happens. Release never awaits, so a
-    cancelled request always frees its slot. `id` and `on_release` are coordination's (a lease
-    also held in Redis); a plain lease has neither.
+    `async with`) gives it back exactly once, whatever happens, and tells the store that made
+    it. Release never awaits, so a cancelled request always frees its slot. `id` is
+    coordination's (the lease is also held in Redis).
     """
 
-    __slots__ = ("_held", "_on_release", "id", "node")
+    __slots__ = ("_held", "id", "node", "owner")
 
-    def __init__(
-        self,
-        node: NodeState,
-        id: str | None = None,
-        on_release: Callable[[Lease], None] | None = None,
-    ) -> None:
+    def __init__(self, node: NodeState, owner: LeaseOwner, id: str | None = None) -> None:
         node.in_flight += 1
-        self.node, self.id, self._on_release, self._held = node, id, on_release, True
+        self.node, self.owner, self.id, self._held = node, owner, id, True
 
     def release(self) -> None:
         if self._held:
             self._held = False
             self.node.in_flight -= 1
-            if self._on_release is not None:
-                self._on_release(self)
+            self.owner.released(self)
 
     async def __aenter__(self) -> NodeState:
         return self.node
@@ -116,8 +127,23 @@ class Fleet:
         self._index = ModelIndex()
         for config in nodes:
             self._add(config)
-        # Called whenever a node (re)joins rotation: waiting requests may now have a slot.
-        self.on_capacity: Callable[[], None] | None = None
+        self._capacity_watchers: list[Callable[[], None]] = []
+
+    def watch_capacity(self, watcher: Callable[[], None]) -> Callable[[], None]:
+        """Call `watcher` whenever capacity may have grown (a node (re)joined rotation, a
+        probe passed, a reload): waiting requests may now have a slot. Returns the unwatch."""
+        watchers = self._capacity_watchers
+        watchers.append(watcher)
+
+        def unwatch() -> None:
+            if watcher in watchers:
+                watchers.remove(watcher)
+
+        return unwatch
+
+    def _capacity_changed(self) -> None:
+        for watcher in tuple(self._capacity_watchers):  # one may unwatch meanwhile
+            watcher()
 
     def _add(self, config: NodeConfig) -> NodeState:
         node = NodeState(config)
@@ -144,10 +170,6 @@ class Fleet:
         for model, nodes in self._index.served().items():
             out[model] = max(n.models[model] for n in nodes)
         return out
-
-    def lease(self, node: NodeState) -> Lease:
-        """Take a slot on `node` now (this replica's count only)."""
-        return Lease(node)
 
     # -- writes (health checks and failed requests) ----------------------------------------
     def mark_healthy(self, name: str, models: Mapping[str, int], latency_s: float) -> None:
@@ -191,8 +213,7 @@ class Fleet:
             node.breaker.record_success()
         if node.capacity != node.config.max_concurrency:  # the probe passed: full capacity
             node.capacity = node.config.max_concurrency
-            if self.on_capacity is not None:
-                self.on_capacity()
+            self._capacity_changed()
 
     def record_failure(self, node: NodeState) -> None:
         """A request failed because of the node: enough in a row eject it for a back-off."""
@@ -246,8 +267,7 @@ class Fleet:
                 added.append(name)
             elif node.config != config:
                 node.config, node.capacity = config, config.max_concurrency
-        if self.on_capacity is not None:  # new nodes or larger capacities
-            self.on_capacity()
+        self._capacity_changed()  # new nodes or larger capacities
         return added, removed
 
     def forget_model(self, name: str, model: str) -> None:
@@ -260,5 +280,4 @@ class Fleet:
     def _changed(self, node: NodeState) -> None:
         """`node`'s health, models or rotation changed: its index entries follow."""
         self._index.sync(node)
-        if self.on_capacity is not None:
-            self.on_capacity()
+        self._capacity_changed()

@@ -8,12 +8,13 @@ docs/metrics.md lists every family and the OpenTelemetry / vLLM name each one ma
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -28,25 +29,13 @@ from router.modelnames import public_id
 from router.obs.rates import RateWindow
 
 # LLM calls run from tens of milliseconds (a cached short reply) to minutes (long generations).
-DURATION_BUCKETS = (
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    20.0,
-    30.0,
-    60.0,
-    120.0,
-    300.0,
-    600.0,
-)
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
+                    300.0, 600.0)  # fmt: skip
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 HEALTH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+QUEUE_WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+QueueOutcome = Literal["admitted", "timeout", "cancelled"]
 
 
 class FleetCollector(Collector):
@@ -169,6 +158,23 @@ class Metrics:
             buckets=HEALTH_BUCKETS,
             registry=registry,
         )
+        self.queue_depth = Gauge(
+            "jarvis_queue_depth",
+            "Requests waiting for a free slot (every suitable node at max_concurrency)",
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            "jarvis_queue_wait_seconds",
+            "Time requests waited in the admission queue, by how the wait ended",
+            ["outcome"],
+            buckets=QUEUE_WAIT_BUCKETS,
+            registry=registry,
+        )
+        # Families only some configurations have: made by `enable_coordination` and
+        # `enable_reloads`, so a router without Redis or a fleet file does not export them.
+        self._coordination_up: Gauge | None = None
+        self._coordination_errors: Counter | None = None
+        self._reloads: Counter | None = None
         registry.register(FleetCollector(fleet))
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
@@ -229,6 +235,51 @@ class Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
+
+    # -- the slot store and the fleet file ------------------------------------------------------
+    def watch_queue(self, waiting: Callable[[], int]) -> None:
+        """jarvis_queue_depth reads `waiting()` (the slot store's waiters) at scrape time."""
+        self.queue_depth.set_function(waiting)
+
+    def observe_queue_wait(self, seconds: float, outcome: QueueOutcome) -> None:
+        self._child(self.queue_wait, outcome).observe(seconds)
+
+    def enable_coordination(self) -> None:
+        """jarvis_coordination_up (0 until Redis answers) and _errors_total, with Redis only."""
+        self._coordination_up = Gauge(
+            "jarvis_coordination_up",
+            "1 while node slots are shared through Redis, 0 while routing on local counts",
+            registry=self.registry,
+        )
+        self._coordination_errors = Counter(
+            "jarvis_coordination_errors",
+            "Redis calls that failed; while Redis is away the router routes on local counts",
+            ["operation"],
+            registry=self.registry,
+        )
+
+    def coordination_up(self, up: bool) -> None:
+        if self._coordination_up is not None:
+            self._coordination_up.set(1 if up else 0)
+
+    def count_coordination_error(self, operation: str) -> None:
+        if self._coordination_errors is not None:
+            self._child(self._coordination_errors, operation).inc()
+
+    def enable_reloads(self) -> None:
+        """jarvis_config_reloads_total, with a fleet file only; both results start at 0."""
+        self._reloads = Counter(
+            "jarvis_config_reloads",
+            "Fleet file reloads, by result (error: refused, the running config stays)",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in ("ok", "error"):
+            self._reloads.labels(result)
+
+    def count_reload(self, result: Literal["ok", "error"]) -> None:
+        if self._reloads is not None:
+            self._reloads.labels(result).inc()
 
     # -- reads for the admin API and the status page (not the request path) -----------------
     def tokens_per_second(self, node: str, now: float) -> float:

@@ -1,8 +1,9 @@
 """The fair admission queue: hold a request while every suitable node is full, never drop it.
 
-Issue 7. When `try_take()` (take a slot on a suitable node, or None) finds nothing free, the
-request waits here instead of piling onto a node's own blind queue. Whoever frees capacity (a
-released slot, a node back to health) calls `notify()`, which hands slots to waiters:
+Issue 7. The queue serves one slot store (`Admits`): when the store's `try_take(request)` (a
+slot on a suitable node for that request, or None) finds nothing free, the request waits here
+instead of piling onto a node's own blind queue. Whoever frees capacity (a released slot, a
+node back to health) calls `notify()`, which hands slots to waiters:
 
 * fair across API keys: keys take turns, least recently served first (a key that queues anew
   goes to the back), so one key's burst cannot starve another key;
@@ -11,7 +12,8 @@ released slot, a node back to health) calls `notify()`, which hands slots to wai
 * bounded: `max_depth` waiters at most (`QueueFull`), each for `timeout_s` at most
   (`QueueTimeout`); both mean 429 with Retry-After to the caller.
 
-A slot handed to a waiter whose client left at that moment goes back through `give_back`.
+A slot handed to a waiter whose client left at that moment goes back through the store's
+`give_back`.
 Single event loop, no locks: nothing awaits between finding a slot and handing it over. The
 timeout runs on the loop's timer; the injected `clock` measures waits for `on_wait` (metrics).
 
@@ -25,10 +27,22 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 Outcome = Literal["admitted", "timeout", "cancelled"]
+
+
+class Admits(Protocol[R_contra, T]):
+    """The slot store a queue serves: requests of type R, slots of type T."""
+
+    def try_take(self, request: R_contra) -> T | None:
+        """A slot for `request` now, or None (it waits). Must not await."""
+
+    def give_back(self, slot: T) -> None:
+        """A slot handed over as its request's client left: free it again."""
 
 
 class AdmissionRejected(Exception):
@@ -43,28 +57,35 @@ class QueueTimeout(AdmissionRejected):
     pass
 
 
-class _Waiter(Generic[T]):
-    __slots__ = ("future", "key", "queued", "since", "try_take")
+class _Waiter(Generic[R, T]):
+    __slots__ = ("future", "key", "queued", "request", "since")
 
-    def __init__(
-        self, key: str, try_take: Callable[[], T | None], future: asyncio.Future[T], since: float
-    ) -> None:
-        self.key, self.try_take, self.future, self.since = key, try_take, future, since
+    def __init__(self, key: str, request: R, future: asyncio.Future[T], since: float) -> None:
+        self.key, self.request, self.future, self.since = key, request, future, since
         self.queued = False
 
 
-class AdmissionQueue:
-    def __init__(self, *, max_depth: int, timeout_s: float, clock: Callable[[], float]) -> None:
+class AdmissionQueue(Generic[R, T]):
+    def __init__(
+        self,
+        store: Admits[R, T],
+        *,
+        max_depth: int,
+        timeout_s: float,
+        clock: Callable[[], float],
+        on_wait: Callable[[float, Outcome], None] | None = None,
+    ) -> None:
+        """`on_wait(seconds, outcome)` is told how each wait ended (metrics)."""
         if max_depth < 0:
             raise ValueError(f"max_depth must be >= 0, got {max_depth}")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        self._max_depth, self._timeout_s, self._clock = max_depth, timeout_s, clock
+        self._store, self._max_depth, self._timeout_s = store, max_depth, timeout_s
+        self._clock, self._on_wait = clock, on_wait
         # key → its waiters, FIFO; dict order is the turn order, least recently served first.
-        self._queues: dict[str, deque[_Waiter[Any]]] = {}
+        self._queues: dict[str, deque[_Waiter[R, T]]] = {}
         self._depth = 0
         self._notifying = self._renotify = False
-        self.on_wait: Callable[[float, Outcome], None] | None = None
 
     @property
     def depth(self) -> int:
@@ -73,28 +94,27 @@ class AdmissionQueue:
     def waiting_by_key(self) -> dict[str, int]:
         return {key: len(queue) for key, queue in self._queues.items()}
 
-    async def admit(
-        self, key: str, try_take: Callable[[], T | None], *, give_back: Callable[[T], None]
-    ) -> T:
-        """A value from `try_take()`, now or once `notify()` finds one for this request."""
+    async def admit(self, key: str, request: R) -> T:
+        """A slot for `request` (from the store's `try_take`), now or once `notify()` finds
+        one for it; `key` (the API key's name) is whose turn it waits in."""
         if self._queues:
             # Serve the waiters first, in turn; then a slot this request finds free is one
             # none of them can use (another model), so taking it jumps nobody.
             self.notify()
-        value = try_take()
+        value = self._store.try_take(request)
         if value is not None:
             return value
         if self._depth >= self._max_depth:
             raise QueueFull(f"{self._depth} requests are already waiting for a free node")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        waiter = _Waiter(key, try_take, future, self._clock())
+        waiter: _Waiter[R, T] = _Waiter(key, request, future, self._clock())
         self._push(waiter)
         timer = loop.call_later(self._timeout_s, self._expire, waiter)
         try:
             value = await waiter.future
         except asyncio.CancelledError:
-            self._abandon(waiter, give_back)
+            self._abandon(waiter)
             raise
         except QueueTimeout:
             self._observe(waiter, "timeout")
@@ -127,7 +147,7 @@ class AdmissionQueue:
                 if waiter.future.done() or id(waiter) in tried:
                     continue  # done: cancelled, its task not yet run to leave the queue
                 try:
-                    value = waiter.try_take()
+                    value = self._store.try_take(waiter.request)
                 except Exception as exc:  # forwarded to its own request, not swallowed
                     self._remove(waiter)
                     waiter.future.set_exception(exc)
@@ -140,7 +160,7 @@ class AdmissionQueue:
                 return True
         return False
 
-    def _push(self, waiter: _Waiter[Any]) -> None:
+    def _push(self, waiter: _Waiter[R, T]) -> None:
         queue = self._queues.get(waiter.key)
         if queue is None:
             queue = self._queues[waiter.key] = deque()
@@ -148,7 +168,7 @@ class AdmissionQueue:
         waiter.queued = True
         self._depth += 1
 
-    def _remove(self, waiter: _Waiter[Any], *, to_back: bool = False) -> None:
+    def _remove(self, waiter: _Waiter[R, T], *, to_back: bool = False) -> None:
         """Take `waiter` out; `to_back` (it was served) ends its key's turn."""
         if not waiter.queued:
             return
@@ -161,21 +181,21 @@ class AdmissionQueue:
             if queue:
                 self._queues[waiter.key] = queue
 
-    def _expire(self, waiter: _Waiter[Any]) -> None:
+    def _expire(self, waiter: _Waiter[R, T]) -> None:
         if waiter.future.done():
             return
         self._remove(waiter)
         waiter.future.set_exception(QueueTimeout(f"no node was free within {self._timeout_s:g} s"))
 
-    def _abandon(self, waiter: _Waiter[T], give_back: Callable[[T], None]) -> None:
+    def _abandon(self, waiter: _Waiter[R, T]) -> None:
         """The client left while waiting."""
         self._remove(waiter)
         self._observe(waiter, "cancelled")
         future = waiter.future
         if future.done() and not future.cancelled() and future.exception() is None:
-            give_back(future.result())  # handed over just as the client left
+            self._store.give_back(future.result())  # handed over just as the client left
             self.notify()  # that slot is free again
 
-    def _observe(self, waiter: _Waiter[Any], outcome: Outcome) -> None:
-        if self.on_wait is not None:
-            self.on_wait(self._clock() - waiter.since, outcome)
+    def _observe(self, waiter: _Waiter[R, T], outcome: Outcome) -> None:
+        if self._on_wait is not None:
+            self._on_wait(self._clock() - waiter.since, outcome)

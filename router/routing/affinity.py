@@ -18,19 +18,28 @@ import math
 import random
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from hashlib import blake2b
 from typing import Any, Protocol, TypeVar
 
+from router.routing.choose import SAMPLE_ABOVE
+
 PROMPT_PREFIX_CHARS = 256
-SAMPLE_ABOVE = 32  # candidates; above this the mean load is sampled
-SAMPLE_SIZE = 16
+SAMPLE_SIZE = 16  # candidates the mean load is taken over, above SAMPLE_ABOVE
 _SYSTEM_ROLES = frozenset({"system", "developer"})  # "developer" is o1-era "system"
 
 
 class NodeLike(Protocol):
     @property
     def name(self) -> str: ...
+
+    @property
+    def load(self) -> int:
+        """Requests on the node now, before this one."""
+
+    @property
+    def capacity(self) -> int:
+        """How many requests it may run at once."""
 
 
 N = TypeVar("N", bound=NodeLike)
@@ -146,18 +155,14 @@ class AffinityRing:
         key: str,
         candidates: Sequence[N],
         *,
-        load: Callable[[N], float],
-        capacity: Callable[[N], int],
         exclude: Collection[str] = (),
         rng: random.Random | None = None,
     ) -> N | None:
         """The key's node, or None if none can take it within the bound (the caller then
-        falls back to its usual choice). `load` counts requests on the node now, before this
-        one; `capacity` is how many it may run at once. Above `SAMPLE_ABOVE` candidates the
-        mean load comes from `SAMPLE_SIZE` of them drawn with `rng`, so a pick costs the same
-        in any fleet."""
+        falls back to its usual choice). Above `SAMPLE_ABOVE` candidates the mean load comes
+        from `SAMPLE_SIZE` of them drawn with `rng`, so a pick costs the same in any fleet."""
         ring, by_name = self._lookup(candidates)
-        bound, live = self._bound(candidates, load, exclude, rng)
+        bound, live = self._bound(candidates, exclude, rng)
         if not live:
             return None
         seen: set[str] = set()
@@ -169,8 +174,8 @@ class AffinityRing:
                 continue
             seen.add(name)
             node = by_name[name]
-            used = load(node) + 1
-            if used <= bound and used <= capacity(node):
+            used = node.load + 1
+            if used <= bound and used <= node.capacity:
                 return node
             if len(seen) >= live:
                 break
@@ -181,7 +186,6 @@ class AffinityRing:
         key: str,
         candidates: Sequence[N],
         *,
-        load: Callable[[N], float],
         exclude: Collection[str] = (),
         rng: random.Random | None = None,
     ) -> N | None:
@@ -195,15 +199,11 @@ class AffinityRing:
         node = self._lookup(candidates)[1].get(name)
         if node is None:
             return None
-        bound, live = self._bound(candidates, load, exclude, rng)
-        return node if live and load(node) + 1 <= bound else None
+        bound, live = self._bound(candidates, exclude, rng)
+        return node if live and node.load + 1 <= bound else None
 
     def _bound(
-        self,
-        candidates: Sequence[N],
-        load: Callable[[N], float],
-        exclude: Collection[str],
-        rng: random.Random | None,
+        self, candidates: Sequence[N], exclude: Collection[str], rng: random.Random | None
     ) -> tuple[int, int]:
         """(the most requests a node may hold with this one, the candidates not excluded)."""
         if rng is not None and len(candidates) > SAMPLE_ABOVE:
@@ -211,9 +211,9 @@ class AffinityRing:
             if live <= 0:
                 return 0, 0
             sample = rng.sample(candidates, SAMPLE_SIZE)
-            mean = sum(load(node) for node in sample) / len(sample)
+            mean = sum(node.load for node in sample) / len(sample)
             return math.ceil(self._balance * (mean + 1 / live)), live
-        loads = [load(node) for node in candidates if node.name not in exclude]
+        loads = [node.load for node in candidates if node.name not in exclude]
         if not loads:
             return 0, 0
         return math.ceil(self._balance * (sum(loads) + 1) / len(loads)), len(loads)

@@ -1,8 +1,8 @@
-"""Building the routing policy from the fleet file: strategy, speeds, queue, affinity, slots.
+"""Building the routing policy from the fleet file: strategy, affinity, chooser, slot store.
 
 Without coordination a replica routes on its own counts with strict capacity and the fair
-admission queue (`local_slots`); with `coordination.redis_url` it shares slots through Redis
-(`coordination`).
+admission queue (`local`); with `coordination.redis_url` it shares slots through Redis
+(`redis_slots`). Both ask a `choose.Chooser`.
 """
 
 from __future__ import annotations
@@ -10,31 +10,33 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
-
 from router.config import FleetConfig
 from router.fleet.registry import Fleet
-from router.routing.admission import AdmissionQueue
+from router.obs.metrics import Metrics
 from router.routing.affinity import AffinityRing
+from router.routing.choose import Chooser
 from router.routing.local import QueuedSlots
-from router.routing.redis_slots import RedisSlots, SlotStore
+from router.routing.redis_slots import RedisSlots
 from router.routing.scoring import CostPolicy, SpeedStats
-from router.routing.strategies import STRATEGIES, Chooser
+from router.routing.slots import SlotStore
+from router.routing.strategies import LeastLoaded, strategy
 
-QUEUE_WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
+def build_chooser(
+    config: FleetConfig, fleet: Fleet, speeds: SpeedStats, rng: random.Random
+) -> Chooser:
+    """The configured strategy, with the affinity ring when `routing.affinity` is on."""
 
-def build_chooser(config: FleetConfig, fleet: Fleet, speeds: SpeedStats) -> Chooser:
     def loaded(node: str, model: str) -> bool | None:
         state = fleet.nodes.get(node)
         if state is None or state.loaded is None:
             return None  # /api/ps not seen yet: no penalty either way
         return model in state.loaded
 
-    policy = CostPolicy(
-        cold_load_s=config.routing.cold_load_s, queue_weight=config.routing.queue_weight
-    )
-    return STRATEGIES[config.routing.strategy](speeds, loaded, policy)
+    routing = config.routing
+    policy = CostPolicy(cold_load_s=routing.cold_load_s, queue_weight=routing.queue_weight)
+    ring = AffinityRing(balance=routing.affinity_balance) if routing.affinity else None
+    return Chooser(strategy(routing.strategy, speeds, loaded=loaded, policy=policy), rng, ring)
 
 
 def build_slots(
@@ -42,30 +44,23 @@ def build_slots(
     fleet: Fleet,
     speeds: SpeedStats,
     rng: random.Random,
-    registry: CollectorRegistry,
+    metrics: Metrics,
     clock: Callable[[], float],
 ) -> SlotStore:
+    store: SlotStore
     if config.coordination is not None:
-        return RedisSlots(config.coordination, fleet, rng, registry)
-    routing = config.routing
-    queue = AdmissionQueue(
-        max_depth=routing.max_queue,
-        timeout_s=routing.queue_timeout_s,
-        clock=clock,
-    )
-    depth = Gauge(
-        "jarvis_queue_depth",
-        "Requests waiting for a free slot (every suitable node at max_concurrency)",
-        registry=registry,
-    )
-    depth.set_function(lambda: queue.depth)
-    wait = Histogram(
-        "jarvis_queue_wait_seconds",
-        "Time requests waited in the admission queue, by how the wait ended",
-        ["outcome"],
-        buckets=QUEUE_WAIT_BUCKETS,
-        registry=registry,
-    )
-    queue.on_wait = lambda seconds, outcome: wait.labels(outcome).observe(seconds)
-    ring = AffinityRing(balance=routing.affinity_balance) if routing.affinity else None
-    return QueuedSlots(fleet, build_chooser(config, fleet, speeds), rng, queue, ring)
+        # Shared slots pick the least loaded node by every replica's count, for now: the
+        # strategy, affinity and key fairness there need the store to keep a fleet-wide line.
+        store = RedisSlots(config.coordination, fleet, Chooser(LeastLoaded(), rng), metrics)
+    else:
+        routing = config.routing
+        store = QueuedSlots(
+            fleet,
+            build_chooser(config, fleet, speeds, rng),
+            max_queue=routing.max_queue,
+            queue_timeout_s=routing.queue_timeout_s,
+            clock=clock,
+            on_wait=metrics.observe_queue_wait,
+        )
+    metrics.watch_queue(lambda: store.waiting)
+    return store

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from router.obs.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -26,28 +26,18 @@ class RedisLink:
     def __init__(
         self,
         ping: Callable[[], Awaitable[None]],
-        registry: CollectorRegistry,
+        metrics: Metrics,
         *,
         on_down: Callable[[], None],
     ) -> None:
         self.up = False
-        self._ping, self._on_down = ping, on_down
+        self._ping, self._on_down, self._metrics = ping, on_down, metrics
         self._checking: asyncio.Task[None] | None = None
-        self.gauge = Gauge(
-            "jarvis_coordination_up",
-            "1 while node slots are shared through Redis, 0 while routing on local counts",
-            registry=registry,
-        )
-        self.errors = Counter(
-            "jarvis_coordination_errors",
-            "Redis calls that failed; while Redis is away the router routes on local counts",
-            ["operation"],
-            registry=registry,
-        )
+        metrics.enable_coordination()
 
     async def suspect(self, operation: str, exc: RedisDown) -> None:
         """Count a failed call; go down unless Redis answers one more round trip."""
-        self.errors.labels(operation).inc()
+        self._metrics.count_coordination_error(operation)
         if not self.up:
             return
         if self._checking is None or self._checking.done():
@@ -62,14 +52,14 @@ class RedisLink:
 
     def failed_again(self, operation: str, exc: RedisDown) -> None:
         """The same call failed again although Redis answered in between: believe it."""
-        self.errors.labels(operation).inc()
+        self._metrics.count_coordination_error(operation)
         self.down(operation, exc)
 
     def down(self, operation: str, exc: RedisDown) -> None:
         if not self.up:
             return
         self.up = False
-        self.gauge.set(0)
+        self._metrics.coordination_up(False)
         log.warning(
             "coordination: Redis unreachable (%s: %s); routing on local counts until it returns",
             operation,
@@ -81,7 +71,7 @@ class RedisLink:
         if self.up:
             return
         self.up = True
-        self.gauge.set(1)
+        self._metrics.coordination_up(True)
         log.info("coordination: Redis answers; routing on fleet-wide counts")
 
     async def close(self) -> None:

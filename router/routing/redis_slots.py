@@ -1,16 +1,13 @@
-"""Slots on nodes: where a request's lease comes from, for one replica alone or for many.
-
-`SlotStore` is the seam dispatch takes slots through. `local_slots.QueuedSlots` is a replica
-on its own (strict capacity, the fair admission queue). `RedisSlots` shares every
-node's slots with the other replicas through Redis (`redis_leases`), so capacity holds
+"""Slots shared with the other replicas through Redis (`redis_leases`), so capacity holds
 fleet-wide: a request runs only with a slot in Redis and waits while every node is full. If
 Redis stops answering (`redis_link` decides), it routes on local counts, and goes back to
-Redis when it returns.
+Redis when it returns. Which node: `choose.Chooser`, on fleet-wide loads.
 
     take       choose on fleet-wide load → one acquire round trip → Lease
                (all full: wait in this replica's per-model FIFO, `waiters`, for a refresh
                or a release)
-    release    Lease.release() queues the id; a background round trip gives back the batch
+    release    Lease.release() tells the store (`released`), which queues the id; a
+               background round trip gives back the batch
     background every REFRESH_S (WAITING_REFRESH_S while requests wait) read every node's
                count, and every ttl/3 renew held leases, in one round trip; while Redis is
                away probe every PROBE_S, and on its return re-register the leases taken
@@ -23,20 +20,21 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import random
 import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Collection
-from enum import Enum
-from typing import TYPE_CHECKING, Literal, Protocol
-
-from prometheus_client import CollectorRegistry
+from typing import TYPE_CHECKING
 
 from router.config import CoordinationConfig
 from router.fleet.registry import Fleet, Lease, NodeState
-from router.routing.balancer import choose
+from router.obs.metrics import Metrics
+from router.routing.choose import ALL_FULL, Ask, Chooser, Wait
 from router.routing.redis_link import RedisDown, RedisLink
+
+# Re-exported: dispatch imports these two from here still; their home is `routing.slots`.
+from router.routing.slots import NoFreeSlot as NoFreeSlot
+from router.routing.slots import SlotStore as SlotStore
 from router.routing.waiters import Waiters
 
 if TYPE_CHECKING:
@@ -49,58 +47,21 @@ PROBE_S = 0.5  # how often a replica retries Redis while it is away
 MAX_PENDING = 10_000  # lease ids given back while Redis was away, to remove on its return
 
 
-class NoFreeSlot(Exception):
-    """Every node for the model stayed full for `wait_timeout_s`."""
-
-
-class SlotStore(Protocol):
-    async def take(
-        self,
-        model: str,
-        exclude: Collection[str],
-        *,
-        key: str = "",
-        session: str | None = None,
-        max_tokens: int | None = None,
-    ) -> Lease | None:
-        """A held slot on the best node for `model` not in `exclude` (None: no such node).
-        `key` (the API key's name), `session` (a conversation key) and `max_tokens` (the
-        request's length cap) may steer the choice.
-        May wait for one; raises `NoFreeSlot` when the wait runs out."""
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-def _free(node: NodeState) -> int:
-    return node.capacity - node.in_flight - node.remote_in_flight
-
-
-class _Full(Enum):
-    FULL = "full"
-
-
-FULL = _Full.FULL
-_Look = Lease | None | Literal[_Full.FULL]
-
-
 class RedisSlots:
     def __init__(
         self,
         config: CoordinationConfig,
         fleet: Fleet,
-        rng: random.Random,
-        registry: CollectorRegistry,
+        chooser: Chooser,
+        metrics: Metrics,
     ) -> None:
-        from router.routing.redis_leases import (
-            RedisLeases,
-        )  # an optional extra: only when configured
+        # `redis` is an optional extra: imported only when coordination is configured.
+        from router.routing.redis_leases import RedisLeases
 
         self._redis: RedisLeases = RedisLeases(
             config.redis_url, prefix=config.key_prefix, ttl_s=config.lease_ttl_s
         )
-        self._fleet, self._rng, self._config = fleet, rng, config
+        self._fleet, self._chooser, self._config = fleet, chooser, config
         self.replica = secrets.token_hex(6)  # lease ids are "<replica>:<counter>"
         self._counter = itertools.count()
         self._held: dict[str, Lease] = {}  # id → lease: renewed, and re-registered on return
@@ -112,7 +73,11 @@ class RedisSlots:
         self._pending: deque[tuple[str, str, float]] = deque(maxlen=MAX_PENDING)
         self._waiters = Waiters()
         self._tasks: list[asyncio.Task[None]] = []
-        self.link = RedisLink(self._redis.ping, registry, on_down=self._on_down)
+        self.link = RedisLink(self._redis.ping, metrics, on_down=self._on_down)
+
+    @property
+    def waiting(self) -> int:
+        return self._waiters.waiting
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -151,13 +116,14 @@ class RedisSlots:
         max_tokens: int | None = None,
     ) -> Lease | None:
         deadline = asyncio.get_running_loop().time() + self._config.wait_timeout_s
+        ask = Ask(model, exclude, key, session, max_tokens)
         ticket: int | None = None  # our place among this replica's waiters, once we wait
         turn = False  # woken: newcomers wait behind us until we have looked again
         try:
             while True:
                 first = turn or not self._waiters.ahead(model)
-                lease = await self._try(model, exclude, first=first)
-                if lease is not FULL:
+                lease = await self._try(ask, first=first)
+                if not isinstance(lease, Wait):
                     return lease
                 if turn:
                     self._waiters.done(model)
@@ -172,23 +138,23 @@ class RedisSlots:
             if turn:
                 self._waiters.done(model)
 
-    async def _try(self, model: str, exclude: Collection[str], *, first: bool) -> _Look:
-        """One look: a lease, None (no node serves the model), or FULL (wait for a turn:
-        every node is full in view, or others of this replica wait before us)."""
+    async def _try(self, ask: Ask, *, first: bool) -> Lease | Wait | None:
+        """One look: a lease, None (no node serves the model), or `Wait` for a turn (every
+        node is full in view, or others of this replica wait before us)."""
         failed = False
         while True:
-            if not self.link.up:
-                node = choose(self._fleet.candidates(model), exclude=exclude, rng=self._rng)
+            candidates = self._fleet.candidates(ask.model)
+            if not self.link.up:  # counts unknown: the best node on ours, full or not
+                chosen = self._chooser.choose(candidates, ask, strict=False)
+                node = chosen.node if isinstance(chosen, Wait) else chosen
                 return None if node is None else self._lease(node, self._new_id())
             if not first:
-                return FULL
-            node = choose(self._fleet.candidates(model), exclude=exclude, rng=self._rng)
-            if node is None:
-                return None
-            if _free(node) <= 0:
-                return FULL
+                return ALL_FULL
+            chosen = self._chooser.choose(candidates, ask)
+            if chosen is None or isinstance(chosen, Wait):
+                return chosen
             try:
-                lease = await self._acquire(node)
+                lease = await self._acquire(chosen)
             except RedisDown as exc:
                 if failed:
                     self.link.failed_again("acquire", exc)
@@ -222,10 +188,11 @@ class RedisSlots:
 
     def _lease(self, node: NodeState, lease_id: str) -> Lease:
         # Leases taken while Redis is away get an id too, to be registered on its return.
-        lease = self._held[lease_id] = Lease(node, lease_id, self._on_release)
+        lease = self._held[lease_id] = Lease(node, self, lease_id)
         return lease
 
-    def _on_release(self, lease: Lease) -> None:
+    def released(self, lease: Lease) -> None:
+        """A lease this store made was given back (`Lease.owner`): Redis forgets it soon."""
         lease_id = lease.id
         assert lease_id is not None
         del self._held[lease_id]
@@ -249,7 +216,7 @@ class RedisSlots:
         candidates = self._fleet.candidates(model)
         if not self.link.up or not candidates:
             return None
-        return sum(max(0, _free(node)) for node in candidates)
+        return sum(max(0, node.free) for node in candidates)
 
     # -- background -------------------------------------------------------------------------
     async def _background(self) -> None:
@@ -261,7 +228,7 @@ class RedisSlots:
             if not self.link.up:
                 interval = PROBE_S
             else:  # someone waits for another replica's slot: look more often
-                interval = WAITING_REFRESH_S if self._waiters.any() else REFRESH_S
+                interval = WAITING_REFRESH_S if self._waiters.waiting else REFRESH_S
             if now - synced < interval:
                 continue
             synced = now

@@ -5,7 +5,7 @@ A node runs `capacity` requests at once, each taking a service time
     S = ttft + expected_tokens / tokens_per_s
 
 (per node and model, from moving averages over finished requests). A new request starts at once
-while load = in_flight + remote_in_flight < capacity; otherwise it waits for its place in the
+while the node's load (`NodeState.load`) < capacity; otherwise it waits for its place in the
 node's queue, `capacity` requests leaving every S seconds:
 
     wait = (load - capacity + 1) * S / capacity
@@ -16,7 +16,7 @@ request also puts on later ones (1 = each request's own completion, as issue 7 s
 
 Unknown speeds fall back to the node's speed over all models, then to the median of the other
 candidates' known speeds (`fleet_speed`), then to the policy's defaults: a new node is scored
-like a typical one, gets a few requests and is measured. `router.routing.strategies.CostAware.costs`
+like a typical one, gets a few requests and is measured. `router.routing.cost_aware.CostAware.costs`
 applies the model; this module holds its parts.
 """
 
@@ -139,27 +139,15 @@ class SpeedStats:
             self._load_median = (median(known) if known else None,)
         return self._load_median[0]
 
-    def ttft(self, node: str, model: str) -> float | None:
-        pair = self._pairs.get((node, model))
-        return None if pair is None else pair.ttft.value
-
-    def tokens_per_s(self, node: str, model: str) -> float | None:
-        pair = self._pairs.get((node, model))
-        return None if pair is None else pair.tokens_per_s.value
-
     def expected_tokens(self, model: str) -> float:
         ewma = self._tokens.get(model)
         value = None if ewma is None else ewma.value
         return self._default_tokens if value is None else value
 
-    def node_speed(self, node: str) -> float | None:
-        """Decode speed over all models: the guess for a model never measured on `node`."""
-        ewma = self._nodes.get(node)
-        return None if ewma is None else ewma.value
-
     def estimate(self, node: str, model: str) -> tuple[float | None, float | None]:
-        """(ttft, tokens/s) for `model` on `node`, speed falling back to `node_speed`; one
-        lookup for the request path."""
+        """(ttft, tokens/s) for `model` on `node`, speed falling back to the node's decode
+        speed over all its models (the guess for a model never measured there); one lookup
+        for the request path."""
         pair = self._pairs.get((node, model))
         ttft = rate = None
         if pair is not None:

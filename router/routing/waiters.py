@@ -26,11 +26,10 @@ class Waiters:
     def ticket(self) -> int:
         return next(self._tickets)
 
-    def waiting(self, model: str) -> int:
-        return self._queued[model]
-
-    def any(self) -> bool:
-        return any(self._queued.values())
+    @property
+    def waiting(self) -> int:
+        """Requests waiting now, for any model."""
+        return sum(self._queued.values())
 
     def ahead(self, model: str) -> bool:
         """Whether a newcomer for `model` has to queue behind others."""

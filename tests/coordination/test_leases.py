@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from router.routing.redis_slots import RedisDown
+from router.routing.redis_link import RedisDown
 from tests.coordination.conftest import RedisServer
 
 pytestmark = pytest.mark.timeout(10)

@@ -16,7 +16,8 @@ import pytest
 
 from router.emulator import EmulatorConfig
 from router.routing.local import QueuedSlots
-from router.routing.redis_slots import RedisDown, RedisSlots
+from router.routing.redis_link import RedisDown
+from router.routing.redis_slots import RedisSlots
 from tests.conftest import Router, wait_until
 from tests.coordination.conftest import SLOW, RedisServer, ReplicaFactory, sample
 
@@ -115,7 +116,7 @@ async def test_waiters_are_served_first_come_first_served(
     assert isinstance(slots, RedisSlots)
 
     def seen(n: int) -> Callable[[], bool]:  # n requests queued at the router or sent on
-        return lambda: slots._waiters.waiting("llama3:latest") + node.stats.requests[CHAT] >= n
+        return lambda: sample(router, "jarvis_queue_depth") + node.stats.requests[CHAT] >= n
 
     tasks = []
     for i in range(5):
@@ -135,10 +136,10 @@ async def test_a_client_that_leaves_while_waiting_holds_nothing(
     holder = asyncio.create_task(_chat(router, 0))
     await wait_until(lambda: router.router_in_flight() == {"a": 1})
     waiter = asyncio.create_task(_chat(router, 2))
-    await wait_until(lambda: slots._waiters.waiting("llama3:latest") == 1)
+    await wait_until(lambda: sample(router, "jarvis_queue_depth") == 1)
     waiter.cancel()  # the SDK closes the connection; the router cancels the handler
     await asyncio.gather(waiter, return_exceptions=True)
-    await wait_until(lambda: not slots._waiters.waiting("llama3:latest"))
+    await wait_until(lambda: sample(router, "jarvis_queue_depth") == 0)
     assert await holder
     assert router.nodes["a"].stats.requests["/api/chat"] == 1  # the waiter never reached it
 

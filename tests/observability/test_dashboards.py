@@ -103,9 +103,9 @@ def test_docs_list_every_jarvis_family() -> None:
     registry = CollectorRegistry()
     node = NodeConfig("n", "http://n:1")
     fleet = Fleet([node], clock=lambda: 0.0)
-    Metrics(registry, fleet)
+    metrics = Metrics(registry, fleet)
     config = FleetConfig(nodes=(node,), api_keys=())
-    build_slots(config, fleet, SpeedStats(), random.Random(0), registry, lambda: 0.0)
+    build_slots(config, fleet, SpeedStats(), random.Random(0), metrics, lambda: 0.0)
     # The client names a counter family without `_total`; its samples and the docs have it.
     exported = {
         m.name + ("_total" if m.type == "counter" else "")

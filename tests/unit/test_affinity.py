@@ -147,7 +147,7 @@ def nodes(*names: str) -> list[Node]:
 
 
 def pick(ring: AffinityRing, k: str, candidates: list[Node], **kw: Any) -> Node | None:
-    return ring.pick(k, candidates, load=lambda n: n.load, capacity=lambda n: n.capacity, **kw)
+    return ring.pick(k, candidates, **kw)
 
 
 def assignments(ring: AffinityRing, keys: list[str], candidates: list[Node]) -> dict[str, str]:
@@ -267,7 +267,7 @@ def test_last_node_is_remembered_within_the_bound_and_forgotten_when_gone() -> N
     candidates = [a, b, c]
 
     def last(key: str, among: list[Node] = candidates, **kw: Any) -> Node | None:
-        return ring.last(key, among, load=lambda n: n.load, **kw)
+        return ring.last(key, among, **kw)
 
     assert last("chat") is None
     ring.remember("chat", "b")  # the turn went to b: its cache is there now
@@ -318,15 +318,8 @@ def test_fleet_nodes_fit() -> None:
         NodeState(config=NodeConfig(name, f"http://{name}:11434", max_concurrency=2))
         for name in "abc"
     ]
-    fleet[0].in_flight, fleet[0].remote_in_flight = 1, 1  # full
-    chosen = AffinityRing().pick(
-        "k",
-        fleet,
-        load=lambda n: n.in_flight + n.remote_in_flight,
-        capacity=lambda n: n.capacity,
-        exclude=("b",),
-    )
-    assert chosen is fleet[2]
+    fleet[0].in_flight, fleet[0].remote_in_flight = 1, 1  # full: the other replicas count too
+    assert AffinityRing().pick("k", fleet, exclude=("b",)) is fleet[2]
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,24 @@
-"""The balancer: least loaded by in-flight/capacity, random among equals, None when none left."""
+"""The least-loaded strategy: least loaded by load/capacity, random among equals, None when
+none is left; over SAMPLE_ABOVE candidates, the power of two choices."""
 
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Collection, Sequence
 
 import pytest
 
 from router.config import NodeConfig
 from router.fleet.registry import NodeState
-from router.routing.balancer import SAMPLE_ABOVE, choose
+from router.routing.choose import SAMPLE_ABOVE, Ask
+from router.routing.strategies import LeastLoaded
+
+
+def choose(
+    nodes: Sequence[NodeState], *, exclude: Collection[str] = (), rng: random.Random
+) -> NodeState | None:
+    return LeastLoaded().pick(nodes, Ask("m", exclude), rng)
 
 
 def pick(nodes: list[NodeState], rng: random.Random, exclude: set[str] | None = None) -> str:
@@ -120,9 +129,9 @@ def test_same_seed_same_choices() -> None:
     assert len(set(seq_1)) == 4
 
 
-def test_accepts_any_iterable_and_changes_nothing() -> None:
+def test_changes_nothing() -> None:
     nodes = [node("a", 2), node("b", 1)]
-    chosen = choose((n for n in nodes), exclude=["zzz"], rng=random.Random(0))
+    chosen = choose(tuple(nodes), exclude=["zzz"], rng=random.Random(0))
     assert chosen is nodes[1]
     assert [n.in_flight for n in nodes] == [2, 1]
 

@@ -14,7 +14,7 @@ from router.fleet.registry import Fleet
 async def _readmitted(fleet: Fleet) -> None:
     """Wait for the back-off to end: the fleet says so through its capacity hook."""
     back = asyncio.Event()
-    fleet.on_capacity = back.set
+    fleet.watch_capacity(back.set)
     async with asyncio.timeout(2):
         await back.wait()
 

@@ -115,7 +115,7 @@ def test_candidates_keep_fleet_order_whatever_order_nodes_join(order: str) -> No
 def test_capacity_hook_runs_when_rotation_changes() -> None:
     fleet = Fleet(configs(["a"]), clock=time.monotonic)
     calls: list[int] = []
-    fleet.on_capacity = lambda: calls.append(1)
+    unwatch = fleet.watch_capacity(lambda: calls.append(1))
     models = {"m0:latest": 1}
     fleet.mark_healthy("a", models, 0.0)
     assert len(calls) == 1  # joined: waiting requests may run now
@@ -124,6 +124,9 @@ def test_capacity_hook_runs_when_rotation_changes() -> None:
     assert len(calls) == 1  # same answer: nothing to wake
     fleet.set_draining("a", True)
     fleet.set_draining("a", False)
+    assert len(calls) == 3
+    unwatch()  # a slot store that closed hears no more
+    fleet.set_draining("a", True)
     assert len(calls) == 3
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from router.config import NodeConfig
 from router.fleet.registry import NodeState
+from router.routing.cost_aware import CostAware
 from router.routing.scoring import (
     DEFAULT_TOKENS,
     CostPolicy,
@@ -16,7 +17,6 @@ from router.routing.scoring import (
     completion_s,
     fleet_speed,
 )
-from router.routing.strategies import CostAware
 
 M = "llama3:latest"
 
@@ -96,12 +96,12 @@ def test_observe_feeds_every_average() -> None:
     stats.observe("a", M, ttft_s=1.0, tokens=100, decode_s=2.0)  # 50 tok/s
     stats.observe("a", M, ttft_s=3.0, tokens=300, decode_s=3.0)  # 100 tok/s
     stats.observe("a", "other", ttft_s=9.0, tokens=10, decode_s=1.0)  # 10 tok/s
-    assert stats.ttft("a", M) == 2.0
-    assert stats.tokens_per_s("a", M) == 75.0
+    assert stats.estimate("a", M) == (2.0, 75.0)
     assert stats.expected_tokens(M) == 200.0
     assert stats.expected_tokens("other") == 10.0
-    assert stats.node_speed("a") == pytest.approx((50 + 100) / 2 / 2 + 10 / 2)  # 42.5
-    assert stats.estimate("a", M) == (2.0, 75.0)
+    # a model never measured on the node: its speed over all models (42.5)
+    ttft, rate = stats.estimate("a", "unseen")
+    assert ttft is None and rate == pytest.approx((50 + 100) / 2 / 2 + 10 / 2)
 
 
 @pytest.mark.parametrize(
@@ -128,9 +128,8 @@ def test_observe_skips_missing_and_bad_samples(
 ) -> None:
     stats = SpeedStats()
     stats.observe("a", M, ttft_s=ttft_s, tokens=tokens, decode_s=decode_s)
-    assert stats.ttft("a", M) == ttft
-    assert stats.tokens_per_s("a", M) == rate
-    assert stats.node_speed("a") == rate
+    assert stats.estimate("a", M) == (ttft, rate)
+    assert stats.estimate("a", "unseen") == (None, rate)
     assert stats.expected_tokens(M) == expected_tokens
 
 
@@ -160,7 +159,6 @@ def test_load_times_per_node() -> None:
 
 def test_unknowns_are_none_and_tokens_default() -> None:
     stats = SpeedStats(default_tokens=64.0)
-    assert (stats.ttft("a", M), stats.tokens_per_s("a", M), stats.node_speed("a")) == (None,) * 3
     assert stats.estimate("a", M) == (None, None)
     assert stats.expected_tokens(M) == 64.0
     assert SpeedStats().expected_tokens(M) == DEFAULT_TOKENS == 128.0
@@ -178,8 +176,8 @@ def test_tables_keep_the_most_recently_fed_entries() -> None:
         stats.observe(name, M, ttft_s=1.0, tokens=10, decode_s=1.0)
     stats.observe("a", M, ttft_s=1.0, tokens=10, decode_s=1.0)  # a is young again
     stats.observe("c", M, ttft_s=2.0, tokens=10, decode_s=1.0)  # b, the oldest, goes
-    assert stats.ttft("b", M) is None and stats.node_speed("b") is None
-    assert stats.ttft("a", M) == 1.0 and stats.ttft("c", M) == 2.0
+    assert stats.estimate("b", M) == (None, None)
+    assert stats.estimate("a", M)[0] == 1.0 and stats.estimate("c", M)[0] == 2.0
     with pytest.raises(ValueError, match="max_entries"):
         SpeedStats(max_entries=0)
 

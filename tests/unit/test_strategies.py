@@ -1,4 +1,4 @@
-"""Strategies: one chooser signature; least-loaded, random, round-robin and cost-aware.
+"""Strategies: one signature; least-loaded, random, round-robin and cost-aware.
 
 The cost-aware properties issue 7 asks for are shown on a small discrete-event simulation
 (`simulate`): Poisson arrivals, each node serving `capacity` requests at a time FIFO, a service
@@ -17,18 +17,13 @@ from heapq import heappop, heappush
 
 import pytest
 
-from router.config import NodeConfig
+from router.config import STRATEGIES, NodeConfig
 from router.fleet.registry import NodeState
-from router.routing.balancer import choose
+from router.routing.choose import Ask, Strategy
+from router.routing.cost_aware import CostAware
 from router.routing.scoring import CostPolicy, SpeedStats
-from router.routing.strategies import (
-    STRATEGIES,
-    Chooser,
-    CostAware,
-    RoundRobin,
-    least_loaded,
-    random_choice,
-)
+from router.routing.strategies import LeastLoaded, RandomChoice, RoundRobin
+from router.routing.strategies import strategy as make_strategy
 
 M = "llama3:latest"
 
@@ -39,8 +34,8 @@ def node(name: str, in_flight: int = 0, capacity: int = 4) -> NodeState:
     return state
 
 
-def pick(chooser: Chooser, nodes: Sequence[NodeState], rng: random.Random, **kw) -> str | None:
-    chosen = chooser(nodes, model=kw.get("model", M), exclude=kw.get("exclude", ()), rng=rng)
+def pick(chooser: Strategy, nodes: Sequence[NodeState], rng: random.Random, **kw) -> str | None:
+    chosen = chooser.pick(nodes, Ask(kw.get("model", M), kw.get("exclude", ())), rng)
     return None if chosen is None else chosen.name
 
 
@@ -52,8 +47,8 @@ def seen(*speeds: tuple[str, float], ttft_s: float = 0.5, tokens: int = 128) -> 
     return stats
 
 
-def choosers() -> list[Chooser]:
-    return [f(SpeedStats(), lambda n, m: None) for f in STRATEGIES.values()]
+def choosers() -> list[Strategy]:
+    return [make_strategy(name, SpeedStats(), loaded=lambda n, m: None) for name in STRATEGIES]
 
 
 IDS = list(STRATEGIES)
@@ -62,8 +57,17 @@ IDS = list(STRATEGIES)
 # -- every strategy ------------------------------------------------------------------------
 
 
-def test_registry_names() -> None:
-    assert set(STRATEGIES) == {"least_loaded", "random", "round_robin", "cost_aware"}
+def test_every_configurable_name_builds_its_strategy() -> None:
+    built = dict(zip(IDS, choosers(), strict=True))
+    assert {name: type(s) for name, s in built.items()} == {
+        "least_loaded": LeastLoaded,
+        "random": RandomChoice,
+        "round_robin": RoundRobin,
+        "cost_aware": CostAware,
+    }
+    assert [name for name, s in built.items() if s.waits] == ["cost_aware"]
+    with pytest.raises(ValueError, match="unknown routing strategy"):
+        make_strategy("fastest", SpeedStats(), loaded=lambda n, m: None)
 
 
 @pytest.mark.parametrize("chooser", choosers(), ids=IDS)
@@ -72,12 +76,12 @@ def test_registry_names() -> None:
     [([], ()), (["a"], ("a",)), (["a", "b"], {"a", "b"})],
     ids=["no-candidates", "only-one-excluded", "all-excluded"],
 )
-def test_none_when_nothing_is_left(chooser: Chooser, names: list[str], exclude) -> None:
+def test_none_when_nothing_is_left(chooser: Strategy, names: list[str], exclude) -> None:
     assert pick(chooser, [node(n) for n in names], random.Random(0), exclude=exclude) is None
 
 
 @pytest.mark.parametrize("chooser", choosers(), ids=IDS)
-def test_excluded_nodes_are_never_chosen(chooser: Chooser) -> None:
+def test_excluded_nodes_are_never_chosen(chooser: Strategy) -> None:
     nodes = [node("a"), node("b", 3), node("c"), node("d", 1)]
     rng = random.Random(7)
     got = {pick(chooser, nodes, rng, exclude={"a", "c"}) for _ in range(200)}
@@ -85,7 +89,7 @@ def test_excluded_nodes_are_never_chosen(chooser: Chooser) -> None:
 
 
 @pytest.mark.parametrize("chooser", choosers(), ids=IDS)
-def test_changes_no_node(chooser: Chooser) -> None:
+def test_changes_no_node(chooser: Strategy) -> None:
     nodes = [node("a", 2), node("b", 1)]
     pick(chooser, nodes, random.Random(0))
     assert [n.in_flight for n in nodes] == [2, 1]
@@ -94,19 +98,11 @@ def test_changes_no_node(chooser: Chooser) -> None:
 # -- least loaded, random, round robin ------------------------------------------------------
 
 
-def test_least_loaded_is_todays_balancer() -> None:
-    nodes = [node("a", 1), node("b", 0), node("c", 0, 2), node("d", 3)]
-    rng_1, rng_2 = random.Random(11), random.Random(11)
-    ours = [pick(least_loaded, nodes, rng_1, exclude={"d"}) for _ in range(50)]
-    theirs = [getattr(choose(nodes, exclude={"d"}, rng=rng_2), "name", None) for _ in range(50)]
-    assert ours == theirs and set(ours) == {"b", "c"}
-
-
 def test_random_is_seeded_and_spreads() -> None:
     nodes = [node("a", 4), node("b"), node("c")]
     rng_1, rng_2 = random.Random(5), random.Random(5)
-    seq_1 = [pick(random_choice, nodes, rng_1) for _ in range(300)]
-    seq_2 = [pick(random_choice, nodes, rng_2) for _ in range(300)]
+    seq_1 = [pick(RandomChoice(), nodes, rng_1) for _ in range(300)]
+    seq_2 = [pick(RandomChoice(), nodes, rng_2) for _ in range(300)]
     assert seq_1 == seq_2
     counts = Counter(seq_1)
     assert counts.keys() == {"a", "b", "c"}
@@ -147,7 +143,7 @@ def test_a_3x_slower_node_gets_nothing_while_fast_nodes_have_free_slots() -> Non
     chooser, rng = CostAware(stats), random.Random(1)
     picks = []
     for _ in range(8):  # each pick takes a slot, as a lease would
-        chosen = chooser(nodes, model=M, exclude=(), rng=rng)
+        chosen = chooser.pick(nodes, Ask(M), rng)
         assert chosen is not None
         chosen.in_flight += 1
         picks.append(chosen.name)
@@ -182,8 +178,8 @@ def test_a_short_request_takes_the_free_slow_node_a_long_one_waits_for_the_fast_
     chooser, rng = CostAware(stats, policy=CostPolicy(queue_weight=1)), random.Random(0)
     nodes = [node("fast", 1, 1), node("slow", 0, 1)]
     assert pick(chooser, nodes, rng) == "fast"
-    assert chooser(nodes, model=M, exclude=(), rng=rng, max_tokens=500) is nodes[0]
-    assert chooser(nodes, model=M, exclude=(), rng=rng, max_tokens=5) is nodes[1]
+    assert chooser.pick(nodes, Ask(M, max_tokens=500), rng) is nodes[0]
+    assert chooser.pick(nodes, Ask(M, max_tokens=5), rng) is nodes[1]
 
 
 def test_a_cold_model_costs_the_nodes_own_measured_load_time() -> None:
@@ -272,7 +268,7 @@ class SimResult:
 
 def simulate(
     fleet: Sequence[SimNode],
-    chooser: Chooser,
+    chooser: Strategy,
     *,
     rate_per_s: float,
     requests: int,
@@ -301,7 +297,7 @@ def simulate(
             if stats is not None:
                 s = spec[name]
                 stats.observe(name, M, ttft_s=s.ttft_s, tokens=done, decode_s=done / s.tokens_per_s)
-        chosen = chooser(states, model=M, exclude=(), rng=rng)
+        chosen = chooser.pick(states, Ask(M), rng)
         assert chosen is not None
         s = spec[chosen.name]
         passed += any(
@@ -332,7 +328,7 @@ def run(
 ) -> SimResult:
     stats = seen(*((n.name, n.tokens_per_s) for n in FLEET)) if warm else SpeedStats()
     policy = CostPolicy(queue_weight=queue_weight)
-    chooser = STRATEGIES[strategy](stats, lambda n, m: True, policy)
+    chooser = make_strategy(strategy, stats, loaded=lambda n, m: True, policy=policy)
     return simulate(FLEET, chooser, rate_per_s=LOADS[load], requests=requests, seed=42, stats=stats)
 
 
@@ -387,7 +383,7 @@ def test_cost_aware_speed_is_printed_not_asserted() -> None:
         nodes = [node(f"n{i}", i % 5) for i in range(size)]
         stats = seen(*((n.name, 10.0 + i % 7) for i, n in enumerate(nodes)))
         chooser = CostAware(stats, loaded=lambda n, m: True)
-        call = partial(chooser, nodes, model=M, exclude=(), rng=random.Random(0))
+        call = partial(chooser.pick, nodes, Ask(M), random.Random(0))
         loops = 20_000 // size
         per_call = timeit.timeit(call, number=loops) / loops
         print(f"\ncost_aware over {size} candidates: {per_call * 1e6:.1f} us per call")

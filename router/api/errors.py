@@ -20,6 +20,7 @@ from aiohttp import web
 
 from router.errors import (
     BadRequest,
+    ContextLengthExceeded,
     JarvisError,
     ModelNotFound,
     NotFound,
@@ -59,6 +60,7 @@ class _Row:
 
 _ROWS: dict[type[BaseException], _Row] = {
     BadRequest: _Row(400, _INVALID),
+    ContextLengthExceeded: _Row(400, _INVALID, "context_length_exceeded"),
     Unauthorized: _Row(401, _INVALID, "invalid_api_key"),
     PermissionDenied: _Row(403, _INVALID, "permission_denied"),
     NotFound: _Row(404, _INVALID, "not_found"),

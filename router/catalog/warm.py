@@ -14,8 +14,9 @@ loaded.
 **The floor.** An entry with `min_loaded: N` is kept warm on N healthy nodes (any of its
 targets counts; a load under way counts). Short of N, it is loaded on more: for each node the
 most preferred target installed there, nodes ordered by (needs no eviction, target preference,
-fewer models loaded, name). A node that re-loads the model at the right context in place, or
-has a free slot (fewer than its `max_loaded_models`, Ollama's OLLAMA_MAX_LOADED_MODELS), needs
+has it loaded at another context, fewer models loaded, name). A node that re-loads the model
+at the right context in place (fixing a runner the next request would reload), or has a free
+slot (fewer than its `max_loaded_models`, Ollama's OLLAMA_MAX_LOADED_MODELS), needs
 no eviction. A full node is used only if none of its models is *protected*: warm for an entry
 that is at or below its own floor, since Ollama evicts a model we cannot choose.
 A lost or restarted node drops out of the count, so the next round loads elsewhere (or on it
@@ -191,7 +192,7 @@ def _candidates(
     evict: bool,
 ) -> list[tuple[NodeView, str]]:
     """(node, target) where a load would add a warm node for `entry`, best first."""
-    ranked: list[tuple[tuple[bool, int, int, str], NodeView, str]] = []
+    ranked: list[tuple[tuple[bool, int, bool, int, str], NodeView, str]] = []
     for n in healthy:
         if n.name in skip:
             continue
@@ -201,9 +202,10 @@ def _candidates(
         rank, target = found
         occupied = set(n.loaded) | set(n.loading)
         # Loaded at another context: the load replaces it in place, no other model leaves.
-        needs_eviction = target not in n.loaded and len(occupied) >= n.max_loaded
+        in_place = target in n.loaded
+        needs_eviction = not in_place and len(occupied) >= n.max_loaded
         if needs_eviction and (not evict or any((n.name, m) in protected for m in occupied)):
             continue
-        ranked.append(((needs_eviction, rank, len(occupied), n.name), n, target))
+        ranked.append(((needs_eviction, rank, not in_place, len(occupied), n.name), n, target))
     ranked.sort(key=lambda r: r[0])
     return [(n, target) for _, n, target in ranked]

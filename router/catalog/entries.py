@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TypeVar
 
 from router.config.model import ModelConfig
@@ -74,7 +75,7 @@ class Catalog:
         """The entry for a canonical name; never fails (a name no node serves is the caller's
         404)."""
         found = self._by_name.get(model) or self._raw.get(model)
-        return found if found is not None else Entry(model, public_id(model), (model,))
+        return found if found is not None else _own_entry(model)
 
     def owner(self, target: str) -> Entry | None:
         """The first configured entry with `target` among its targets (for its options)."""
@@ -111,6 +112,13 @@ def targets_in_order(
         if candidates:
             out.append((target, candidates))
     return out
+
+
+@lru_cache(maxsize=4096)
+def _own_entry(model: str) -> Entry:
+    """A name the catalog does not know: itself, with the defaults (bounded: clients choose
+    the names)."""
+    return Entry(model, public_id(model), (model,))
 
 
 def _entry(m: ModelConfig) -> Entry:

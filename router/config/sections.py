@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from router.config import catalog
+from router.config import models_section
 from router.config.model import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_REDIS_URL,
@@ -223,7 +223,7 @@ def _node(s: Section) -> NodeConfig:
 
 
 def models(root: Section) -> list[ModelConfig]:
-    """The model catalog (issue #15); its entries' rules are in `router.config.catalog`."""
-    entries = [read(item, catalog.entry) for item in root.items("models")]
-    catalog.check(root, entries)
+    """The model catalog (issue #15); its entries' rules are in `router.config.models_section`."""
+    entries = [read(item, models_section.entry) for item in root.items("models")]
+    models_section.check(root, entries)
     return entries

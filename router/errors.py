@@ -3,6 +3,7 @@
 ```
 JarvisError                     (the router itself failed)
 ├── BadRequest                  the request is invalid (`param` names the field)
+│   └── ContextLengthExceeded   the prompt is longer than the model's context (`num_ctx`)
 ├── Unauthorized                no key, or a key the ring does not hold
 ├── PermissionDenied            a valid key that may not do this
 ├── NotFound                    no such thing (`code` says which, e.g. node_not_found)
@@ -29,6 +30,23 @@ class JarvisError(Exception):
 
 class BadRequest(JarvisError):
     pass
+
+
+class ContextLengthExceeded(BadRequest):
+    """A node refused a prompt longer than the model's context: the client's fault, so no
+    failover and no breaker count (issue #15). `num_ctx` and `prompt_tokens` when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = "messages",
+        num_ctx: int | None = None,
+        prompt_tokens: int | None = None,
+    ) -> None:
+        super().__init__(message, param=param, code="context_length_exceeded")
+        self.num_ctx = num_ctx
+        self.prompt_tokens = prompt_tokens
 
 
 class Unauthorized(JarvisError):

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from router.errors import (
     BadRequest,
+    ContextLengthExceeded,
     JarvisError,
     ModelNotFound,
     NotFound,
@@ -29,6 +30,7 @@ from router.errors import (
     Unauthorized,
     UpstreamRejected,
 )
+from router.wire.anthropic import error_body as anthropic_error_body
 from router.wire.openai import error_body
 
 _INVALID = "invalid_request_error"
@@ -59,6 +61,7 @@ class _Row:
 
 _ROWS: dict[type[BaseException], _Row] = {
     BadRequest: _Row(400, _INVALID),
+    ContextLengthExceeded: _Row(400, _INVALID, "context_length_exceeded"),
     Unauthorized: _Row(401, _INVALID, "invalid_api_key"),
     PermissionDenied: _Row(403, _INVALID, "permission_denied"),
     NotFound: _Row(404, _INVALID, "not_found"),
@@ -87,9 +90,18 @@ def openai_envelope(problem: Problem) -> bytes:
     return error_body(problem.message, problem.type, problem.param, problem.code)
 
 
-# (path prefix, envelope): the first match wins. The Anthropic Messages API goes in front:
-# ("/v1/messages", ...) and ("/messages", ...), as SDKs use either base URL.
-_ENVELOPES: tuple[tuple[str, Envelope], ...] = (("/", openai_envelope),)
+def anthropic_envelope(problem: Problem) -> bytes:
+    # Anthropic's error type follows the status (the SDK picks its exception by status).
+    return anthropic_error_body(problem.status, problem.message)
+
+
+# (path prefix, envelope): the first match wins. The Anthropic Messages API comes first, at
+# both base URLs SDKs use.
+_ENVELOPES: tuple[tuple[str, Envelope], ...] = (
+    ("/v1/messages", anthropic_envelope),
+    ("/messages", anthropic_envelope),
+    ("/", openai_envelope),
+)
 
 
 def envelope_for(path: str) -> Envelope:

@@ -93,6 +93,25 @@ class NodeConfig:
     name: str
     url: str
     max_concurrency: int = 4
+    # Models the node keeps in memory at once (its OLLAMA_MAX_LOADED_MODELS; Ollama's own
+    # default is 3 per GPU): the warm pool loads a model only where one more fits.
+    max_loaded_models: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """One entry of `models:`: a public name, the node models behind it and the options every
+    request for it carries (issue #15). Names are kept as written; `router.catalog` normalises."""
+
+    name: str  # public id ollama/<name>
+    targets: tuple[str, ...]  # node model names, most preferred first; default (name,)
+    num_ctx: int | None = None  # sent as options.num_ctx; None: the node's default
+    keep_alive: str | int | float | None = None  # a Go duration ("30m") or seconds; -1: forever
+    min_loaded: int = 0  # keep it loaded on at least this many healthy nodes that have it
+    truncate: bool = False  # false: an over-long prompt is a 400, never silently cut
+    num_predict: int | None = None  # a cap on generated tokens; a client's lower max_tokens wins
+    think: bool | str | None = None  # the default when the client does not say
+    hide_raw: bool = False  # /models lists only the public name, not the targets' own ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +127,4 @@ class FleetConfig:
     metrics: MetricsConfig = MetricsConfig()
     coordination: CoordinationConfig | None = None
     breaker: BreakerConfig = BreakerConfig()
+    models: tuple[ModelConfig, ...] = ()

@@ -26,6 +26,7 @@ def parse_config(
     coordination = sections.coordination(root)
     keys, keys_file = sections.api_keys(root, os.environ if env is None else env)
     nodes = sections.nodes(root)
+    models = sections.models(root)
     root.done()  # an unknown top-level key (a typo of `nodes`?) before "nodes must list..."
     _check_fleet(file, nodes, keys, listen, metrics)
     return FleetConfig(
@@ -40,6 +41,7 @@ def parse_config(
         metrics=metrics,
         coordination=coordination,
         breaker=breaker,
+        models=tuple(models),
     )
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from router.config import models_section
 from router.config.model import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_REDIS_URL,
@@ -22,6 +23,7 @@ from router.config.model import (
     ListenConfig,
     LoggingConfig,
     MetricsConfig,
+    ModelConfig,
     NodeConfig,
     RoutingConfig,
     ServerConfig,
@@ -216,4 +218,12 @@ def _node(s: Section) -> NodeConfig:
         name=s.string("name", pattern=_NAME_RE),
         url=url,
         max_concurrency=s.integer("max_concurrency", 4, minimum=1, maximum=100_000),
+        max_loaded_models=s.integer("max_loaded_models", 3, minimum=1, maximum=1000),
     )
+
+
+def models(root: Section) -> list[ModelConfig]:
+    """The model catalog (issue #15); its entries' rules are in `router.config.models_section`."""
+    entries = [read(item, models_section.entry) for item in root.items("models")]
+    models_section.check(root, entries)
+    return entries

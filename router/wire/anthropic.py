@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from router.errors import BadRequest, JarvisError
+from router.errors import BadRequest
 from router.wire.anthropic_parse import MessagesRequest
 from router.wire.translate import Usage, usage_of
 
@@ -55,10 +55,6 @@ def error_body(status: int, message: str, request_id: str | None = None) -> byte
     if request_id is not None:
         body["request_id"] = request_id
     return orjson.dumps(body)
-
-
-def to_anthropic_error(exc: JarvisError, request_id: str | None = None) -> bytes:
-    return error_body(exc.status, exc.message, request_id)
 
 
 def context_overflow(prompt_tokens: int | None = None, limit: int | None = None) -> BadRequest:

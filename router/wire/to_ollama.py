@@ -11,6 +11,7 @@ import orjson
 
 from router.errors import BadRequest
 from router.wire.openai import ChatRequest, CompletionRequest, Sampling
+from router.wire.options import Overrides, apply_options
 
 _THINK = {
     "none": False,
@@ -132,7 +133,9 @@ def _format(response_format: dict[str, Any] | None) -> object:
     return None
 
 
-def chat_payload(req: ChatRequest, model: str) -> bytes:
+def chat_payload(req: ChatRequest, model: str, overrides: Overrides | None = None) -> bytes:
+    """The `/api/chat` payload for `model` (a node model name); `overrides`, the catalog's
+    options for it, are written in before the one serialisation (router.wire.options)."""
     payload: dict[str, Any] = {
         "model": model,
         "messages": ollama_messages(req.messages),
@@ -155,10 +158,15 @@ def chat_payload(req: ChatRequest, model: str) -> bytes:
                 code="invalid_value",
             )
         payload["think"] = _THINK[req.reasoning_effort]
+    if overrides is not None:
+        apply_options(payload, overrides)
     return orjson.dumps(payload)
 
 
-def completion_payload(req: CompletionRequest, model: str) -> bytes:
+def completion_payload(
+    req: CompletionRequest, model: str, overrides: Overrides | None = None
+) -> bytes:
+    """The `/api/generate` payload for `model`; `overrides` as for `chat_payload`."""
     payload: dict[str, Any] = {
         "model": model,
         "prompt": req.prompt,
@@ -167,4 +175,6 @@ def completion_payload(req: CompletionRequest, model: str) -> bytes:
     }
     if req.suffix:
         payload["suffix"] = req.suffix
+    if overrides is not None:
+        apply_options(payload, overrides)
     return orjson.dumps(payload)

@@ -22,6 +22,7 @@ from anthropic.types import Message, RawMessageStreamEvent
 from anthropic.types.shared import ErrorType
 from pydantic import TypeAdapter
 
+from router.api.errors import to_response
 from router.errors import BadRequest, ModelNotFound, ServiceUnavailable, Unauthorized
 from router.wire.anthropic import (
     build_message,
@@ -31,7 +32,6 @@ from router.wire.anthropic import (
     error_body,
     error_type,
     messages_payload,
-    to_anthropic_error,
 )
 from router.wire.anthropic_parse import MessagesRequest, parse_count_tokens, parse_messages
 from router.wire.anthropic_stream import PING, MessagesStream
@@ -708,17 +708,18 @@ def test_router_errors_in_anthropic_shape() -> None:
         (ServiceUnavailable("busy", retry_after_s=1), "overloaded_error"),
     ]
     for exc, kind in cases:
-        body = json.loads(to_anthropic_error(exc))
+        status, _, raw = to_response(exc, method="POST", path="/v1/messages")
+        body = json.loads(raw)
         assert body == {"type": "error", "error": {"type": kind, "message": exc.message}}
-        assert error_type(exc.status) == kind
+        assert error_type(status) == kind
 
 
 def test_context_overflow_in_anthropic_words() -> None:
     error = context_overflow(208656, 200000)
     assert error.message == "prompt is too long: 208656 tokens > 200000 maximum"
-    body = json.loads(to_anthropic_error(error))
-    assert body["error"]["type"] == "invalid_request_error"
-    assert context_overflow().status == 400
+    status, _, raw = to_response(error, method="POST", path="/v1/messages")
+    assert json.loads(raw)["error"]["type"] == "invalid_request_error"
+    assert status == 400
 
 
 def test_ping_is_a_named_event_the_sdk_skips() -> None:

@@ -185,4 +185,3 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = keys_sub.add_parser("list", help="names, policies and expiry of the configured keys")
     p.add_argument("--config", required=True, help="fleet file or keys file")
     p.set_defaults(func=keys_list)
-

@@ -53,11 +53,8 @@ def create_app(
     )
     fleet = Fleet(config.nodes, clock=clock, breaker=breaker, rng=rng)
     metrics = Metrics(CollectorRegistry(auto_describe=True), fleet)
-    keys, limiter, usage = (
-        KeyRing(config.api_keys),
-        LocalLimiter(clock),
-        UsageBook(metrics.registry),
-    )
+    keys = KeyRing(config.api_keys)
+    limiter, usage = LocalLimiter(clock), UsageBook(metrics.registry)
     state = RouterState(config, keys, fleet, metrics, clock, rng, limiter, usage)
     app = web.Application(
         middlewares=[make_middleware(state)], client_max_size=config.server.max_body_bytes

@@ -93,11 +93,11 @@ def make_middleware(state: RouterState) -> Middleware:
         finally:
             if response is not None and not ctx.status:
                 ctx.status = response.status
-            await policy.finish(request, ctx, state)
             end = clock()
             metrics.observe(ctx, end)
             if state.config.logging.access_log and request_log.isEnabledFor(logging.INFO):
                 request_lines.write(request_fields(ctx, end))
+            await policy.finish(request, ctx, state)
 
     return jarvis
 

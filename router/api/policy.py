@@ -27,8 +27,11 @@ BYTES_PER_TOKEN = 4
 
 
 def metered(request: web.Request) -> bool:
-    """Whether a request counts against its key's limits: it runs a model."""
-    return request.method == "POST" and not request.path.startswith("/admin/")
+    """Whether a request counts against its key's limits: a POST to an API route (they run a
+    model); not the admin API, not a path the router does not serve."""
+    if request.method != "POST" or request.path.startswith("/admin/"):
+        return False
+    return request.match_info.route.resource is not None
 
 
 async def admit(request: web.Request, ctx: RequestContext, state: RouterState) -> None:

@@ -86,11 +86,17 @@ async def test_a_key_limited_to_one_model_cannot_see_or_use_another(
     assert router.nodes["node-a"].stats.requests["/api/chat"] <= 1  # only the llama3 chat ran
 
 
-async def test_rpm_trips_at_its_count_and_resets(make_router: RouterFactory) -> None:
+async def test_rpm_trips_at_its_count_and_resets(
+    make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
     key, entry = policy_key("two-a-minute", rpm=2)
     router = await make_router(TWO_NODES, extra_keys=[entry])
     clock = fake_clock(router)
     client = router.client(key=key)
+    # Paths that run no model do not count: listing models, a path the router does not serve.
+    await client.models.list()
+    async with http.post(router.url + "/v1/nothing", headers=router.headers(key)) as resp:
+        assert resp.status == 404
     raw = await client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO)
     assert raw.headers["x-ratelimit-limit-requests"] == "2"
     assert raw.headers["x-ratelimit-remaining-requests"] == "1"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,13 @@ def test_check_config_refuses_a_plaintext_key(
     assert code == 1
     assert f"{keys_file}: [0].{field} holds a plaintext API key" in err
     assert key not in out + err
+
+
+def test_keys_new_expires_after_a_duration(capsys: pytest.CaptureFixture[str]) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    code, out, _ = run(capsys, "keys", "new", "trial", "--expires", "30d")
+    after = datetime.now(UTC)
+    assert code == 0
+    (key,) = parse_keys(yaml.safe_load(textwrap.dedent(out[out.index("  - name:") :])), "out")
+    assert key.expires_at is not None
+    assert before + timedelta(days=30) <= key.expires_at <= after + timedelta(days=30)

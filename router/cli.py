@@ -10,9 +10,9 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from router import __version__
-from router.api.auth import digest, new_key
-from router.config import ConfigError, FleetConfig, load_config
+from router import __version__, cli_config
+from router.api.auth import new_key
+from router.config import ConfigError, load_config
 from router.obs.logs import configure_logging
 
 KEY_ENV = "JARVIS_API_KEY"
@@ -117,39 +117,6 @@ def _emulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(path: str, config: FleetConfig) -> str:
-    metrics_port = config.metrics.port
-    lines = [
-        f"{path}: OK",
-        f"  listen    {config.listen.host}:{config.listen.port}",
-        f"  nodes     {len(config.nodes)}",
-        *(f"    {n.name:16} {n.url}  max_concurrency {n.max_concurrency}" for n in config.nodes),
-        f"  api keys  {len(config.api_keys)}: "
-        + ", ".join(k.name + (" (admin)" if k.admin else "") for k in config.api_keys),
-        f"  health    every {config.health.interval_s:g} s, timeout {config.health.timeout_s:g} s",
-        f"  routing   max_attempts {config.routing.max_attempts}, request_timeout "
-        f"{config.routing.request_timeout_s:g} s, connect_timeout "
-        f"{config.routing.connect_timeout_s:g} s",
-        f"  logging   {config.logging.level}, {config.logging.format}",
-        "  metrics   /metrics and /status on "
-        + ("the API port" if metrics_port is None else f"port {metrics_port}")
-        + (", keys required" if config.metrics.require_key else ", open"),
-    ]
-    coordination = config.coordination
-    if coordination is not None:  # not the URL: it may hold a password
-        lines.append(
-            f"  replicas  share node slots through Redis: prefix {coordination.key_prefix}, "
-            f"lease ttl {coordination.lease_ttl_s:g} s, "
-            f"wait up to {coordination.wait_timeout_s:g} s"
-        )
-    return "\n".join(lines)
-
-
-def _check_config(args: argparse.Namespace) -> int:
-    print(_summary(args.file, load_config(args.file)))
-    return 0
-
-
 def _admin_call(args: argparse.Namespace, path: str, method: str = "GET") -> Any:
     """The JSON answer of an admin endpoint, or an exit code after printing why not."""
     import json
@@ -204,14 +171,6 @@ def _drain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keys_new(args: argparse.Namespace) -> int:
-    key = new_key()
-    print(f"API key for {args.name} (shown once, store it now):\n\n  {key}\n")
-    print("Add this entry to api_keys in the fleet file (or to the keys file):\n")
-    print(f'  - name: {args.name}\n    sha256: "{digest(key)}"')
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jarvis-router", description="OpenAI-compatible router for Ollama fleets"
@@ -263,9 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--slow-factor", type=float, default=1.0, help="multiply every delay")
     p.set_defaults(func=_emulate)
 
-    p = sub.add_parser("check-config", help="validate a fleet file and summarise it")
-    p.add_argument("file")
-    p.set_defaults(func=_check_config)
+    cli_config.add_parsers(sub)  # check-config, keys new, keys list
 
     p = sub.add_parser("status", help="a running router's nodes, as a table (admin key)")
     p.add_argument("--url", default="http://127.0.0.1:8080", help="the router's base URL")
@@ -284,11 +241,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--timeout", type=float, default=10.0, help="seconds")
         p.set_defaults(func=_drain, drain=drain)
 
-    keys = sub.add_parser("keys", help="API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    p = keys_sub.add_parser("new", help="make a key; prints it once with its fleet-file entry")
-    p.add_argument("name")
-    p.set_defaults(func=_keys_new)
     return parser
 
 

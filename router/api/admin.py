@@ -97,6 +97,15 @@ async def nodes(request: web.Request) -> web.StreamResponse:
     return web.json_response(fleet_view(request.app[STATE]))
 
 
+async def usage(request: web.Request) -> web.StreamResponse:
+    """Per key and model: requests, prompt and completion tokens since this router started."""
+    require_admin(request)
+    state = request.app[STATE]
+    return web.json_response(
+        {"object": "list", "since": _stamp(state.usage.since), "data": state.usage.totals()}
+    )
+
+
 async def drain(request: web.Request) -> web.StreamResponse:
     return _set_draining(request, draining=True)
 

@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from router.api import admin, handlers, statuspage
+from router.api import admin, handlers, policy, statuspage
 from router.api.auth import KeyRing
 from router.api.middleware import make_middleware
 from router.api.reload import RELOADER, Reloader
@@ -26,7 +26,9 @@ from router.config import FleetConfig
 from router.fleet.breaker import BreakerPolicy
 from router.fleet.health import HealthChecker
 from router.fleet.registry import Fleet
+from router.keys.limiter import LocalLimiter
 from router.obs.metrics import Metrics
+from router.obs.usage import UsageBook
 from router.routing.build import build_slots
 from router.routing.scoring import SpeedStats
 from router.upstream.client import Upstream, UpstreamError
@@ -51,10 +53,13 @@ def create_app(
     )
     fleet = Fleet(config.nodes, clock=clock, breaker=breaker, rng=rng)
     metrics = Metrics(CollectorRegistry(auto_describe=True), fleet)
-    state = RouterState(config, KeyRing(config.api_keys), fleet, metrics, clock, rng)
+    keys = KeyRing(config.api_keys)
+    limiter, usage = LocalLimiter(clock), UsageBook(metrics.registry)
+    state = RouterState(config, keys, fleet, metrics, clock, rng, limiter, usage)
     app = web.Application(
         middlewares=[make_middleware(state)], client_max_size=config.server.max_body_bytes
     )
+    app.on_response_prepare.append(policy.add_rate_headers)
     app[STATE] = state
     if config_path is not None:  # a fleet file to reload on SIGHUP and on change
         app[RELOADER] = Reloader(state, config_path)
@@ -67,6 +72,7 @@ def create_app(
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/admin/nodes", admin.nodes)
+    app.router.add_get("/admin/usage", admin.usage)
     app.router.add_post("/admin/nodes/{name}/drain", admin.drain)
     app.router.add_post("/admin/nodes/{name}/undrain", admin.undrain)
     if config.metrics.port is None:

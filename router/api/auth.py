@@ -13,9 +13,8 @@ import hmac
 import secrets
 from collections.abc import Iterable
 
-from router.config import ApiKeyConfig
+from router.config import KEY_PREFIX, ApiKeyConfig
 
-KEY_PREFIX = "jrv_"
 _BEARER = "bearer "
 
 
@@ -44,6 +43,9 @@ class KeyRing:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def names(self) -> frozenset[str]:
+        return frozenset(entry.name for _, entry in self._entries)
 
     def authenticate(self, authorization: str | None) -> ApiKeyConfig | None:
         """The key named by an `Authorization: Bearer …` header, or None."""

@@ -3,11 +3,14 @@
 1. request context: take the client's `X-Request-ID` (or make one) and start the clock;
 2. auth: every API path needs a configured key (`/healthz`, `/readyz` and, unless
    `metrics.require_key`, `/metrics` and `/status` are open; `/admin/*` then checks `admin`);
+   then the key's policy (`router.api.policy`): expiry, and its limits on requests that run a
+   model;
 3. the error boundary: any `JarvisError` or aiohttp HTTP error becomes its answer in the
    envelope of the API called (`router.api.errors`); anything else is logged and becomes a 500
    that leaks nothing (only if no byte was sent);
-4. at the end, once, after the answer's last byte was handed to the socket: the request log line
-   and the request metrics.
+4. at the end, once, after the answer's last byte was handed to the socket: the key's limits
+   settle the request's real token count and usage is recorded; the request log line and the
+   request metrics.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from router.api import policy
 from router.api.errors import to_response
 from router.api.state import RouterState
 from router.context import CTX, RequestContext
@@ -93,6 +97,7 @@ def make_middleware(state: RouterState) -> Middleware:
             metrics.observe(ctx, end)
             if state.config.logging.access_log and request_log.isEnabledFor(logging.INFO):
                 request_lines.write(request_fields(ctx, end))
+            await policy.finish(request, ctx, state)
 
     return jarvis
 
@@ -106,6 +111,7 @@ async def _answer(
             ctx.key = state.keys.authenticate(request.headers.get("Authorization"))
             if ctx.key is None:
                 raise Unauthorized(_auth_message(request))
+            await policy.admit(request, ctx, state)
         return await handler(request)
     except (JarvisError, web.HTTPException) as exc:
         return _error_response(exc, request, ctx)

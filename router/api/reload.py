@@ -125,6 +125,7 @@ class Reloader:
         # admission queue (Fleet.watch_capacity), so waiting requests see the new capacity.
         added, removed = state.fleet.update_nodes(config.nodes)
         state.keys = KeyRing(config.api_keys)
+        state.limiter.retain(state.keys.names())  # a revoked key's windows go with it
         routing, dispatcher = config.routing, state.dispatcher
         dispatcher.max_attempts, dispatcher.retry_after_s = (
             routing.max_attempts,

@@ -9,9 +9,11 @@ reader), `sections` one builder per section, `parse` the whole file. Pure of the
 it reads the fleet file and a keys file, and imports nothing else of the router.
 """
 
+from router.config.keys import KEYS_FILE_ENV, load_keys_file, model_pattern, parse_keys
 from router.config.model import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_REDIS_URL,
+    KEY_PREFIX,
     ApiKeyConfig,
     BreakerConfig,
     CoordinationConfig,
@@ -26,13 +28,14 @@ from router.config.model import (
     ServerConfig,
 )
 from router.config.parse import load_config, parse_config
-from router.config.sections import KEYS_FILE_ENV, STRATEGIES, load_keys_file
+from router.config.sections import STRATEGIES
 from router.config.validate import ConfigError
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_REDIS_URL",
     "KEYS_FILE_ENV",
+    "KEY_PREFIX",
     "STRATEGIES",
     "ApiKeyConfig",
     "BreakerConfig",
@@ -49,5 +52,7 @@ __all__ = [
     "ServerConfig",
     "load_config",
     "load_keys_file",
+    "model_pattern",
     "parse_config",
+    "parse_keys",
 ]

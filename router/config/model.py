@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+KEY_PREFIX = "jrv_"  # every key the router makes starts so; a config value that does is a leak
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +26,21 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True)
 class ApiKeyConfig:
+    """One key: its digest, and what it may use and how much (None: no limit)."""
+
     name: str
     sha256: str
     admin: bool = False
+    # Allowlist of public model ids and globs (`ollama/llama3*`), normalised; empty: every model.
+    models: tuple[str, ...] = ()
+    rpm: int | None = None  # requests per minute (sliding window)
+    tpm: int | None = None  # prompt + completion tokens per minute (sliding window)
+    max_concurrency: int | None = None  # requests of this key in progress at once
+    expires_at: datetime | None = None  # timezone-aware; from then on the key is refused
+
+    @property
+    def limited(self) -> bool:
+        return self.rpm is not None or self.tpm is not None or self.max_concurrency is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,16 +5,23 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from router.config import keys as keys_section
 from router.config import sections
+from router.config.keys import KEYS_FILE_ENV
 from router.config.model import ApiKeyConfig, FleetConfig, ListenConfig, MetricsConfig, NodeConfig
-from router.config.sections import KEYS_FILE_ENV
 from router.config.validate import ConfigError, Section, read_yaml, unique
 
 
 def parse_config(
-    data: object, file: str = "<fleet>", *, env: Mapping[str, str] | None = None
+    data: object,
+    file: str = "<fleet>",
+    *,
+    env: Mapping[str, str] | None = None,
+    require_keys_file: bool = True,
 ) -> FleetConfig:
-    """Validate a parsed fleet file. `env` supplies JARVIS_API_KEYS_FILE (default: os.environ)."""
+    """Validate a parsed fleet file. `env` supplies JARVIS_API_KEYS_FILE (default: os.environ).
+    `require_keys_file=False` accepts a keys file that is not there (CI, before the Secret is
+    mounted): its keys are then not checked, nor is "no keys at all"."""
     root = Section(file, data, "")
     listen = sections.listen(root)
     server = sections.server(root)
@@ -24,11 +31,13 @@ def parse_config(
     logging_ = sections.logging_(root)
     metrics = sections.metrics(root)
     coordination = sections.coordination(root)
-    keys, keys_file = sections.api_keys(root, os.environ if env is None else env)
+    keys, keys_file, keys_missing = keys_section.api_keys(
+        root, os.environ if env is None else env, require_file=require_keys_file
+    )
     nodes = sections.nodes(root)
     models = sections.models(root)
     root.done()  # an unknown top-level key (a typo of `nodes`?) before "nodes must list..."
-    _check_fleet(file, nodes, keys, listen, metrics)
+    _check_fleet(file, nodes, keys, listen, metrics, keys_missing=keys_missing)
     return FleetConfig(
         nodes=tuple(nodes),
         api_keys=tuple(keys),
@@ -51,10 +60,12 @@ def _check_fleet(
     keys: list[ApiKeyConfig],
     listen: ListenConfig,
     metrics: MetricsConfig,
+    *,
+    keys_missing: bool,
 ) -> None:
     if not nodes:
         raise ConfigError(file, "nodes must list at least one Ollama node")
-    if not keys:
+    if not keys and not keys_missing:
         raise ConfigError(
             file,
             f"api_keys: no API keys configured (add api_keys, api_keys_file "
@@ -66,5 +77,7 @@ def _check_fleet(
         raise ConfigError(file, f"metrics.port must differ from listen.port, got {metrics.port}")
 
 
-def load_config(path: str, *, env: Mapping[str, str] | None = None) -> FleetConfig:
-    return parse_config(read_yaml(path), path, env=env)
+def load_config(
+    path: str, *, env: Mapping[str, str] | None = None, require_keys_file: bool = True
+) -> FleetConfig:
+    return parse_config(read_yaml(path), path, env=env, require_keys_file=require_keys_file)

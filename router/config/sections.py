@@ -7,16 +7,13 @@ what relates keys of its own section. What relates sections is checked in `parse
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from router.config import models_section
 from router.config.model import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_REDIS_URL,
-    ApiKeyConfig,
     BreakerConfig,
     CoordinationConfig,
     HealthConfig,
@@ -28,11 +25,9 @@ from router.config.model import (
     RoutingConfig,
     ServerConfig,
 )
-from router.config.validate import ConfigError, Section, kind, read, read_yaml
+from router.config.validate import ConfigError, Section, read
 
-KEYS_FILE_ENV = "JARVIS_API_KEYS_FILE"
 STRATEGIES = ("cost_aware", "least_loaded", "round_robin", "random")
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 # Braces allowed so a prefix can be a Redis Cluster hash tag, e.g. "{jarvis}".
 _KEY_PREFIX_RE = re.compile(r"^[A-Za-z0-9{][A-Za-z0-9{}:._-]{0,62}$")
@@ -161,42 +156,6 @@ def _coordination(s: Section) -> CoordinationConfig:
         key_prefix=s.string("key_prefix", "jarvis", pattern=_KEY_PREFIX_RE),
         wait_timeout_s=s.number("wait_timeout_s", 30.0, minimum=0.0, maximum=3600.0),
     )
-
-
-def api_keys(root: Section, env: Mapping[str, str]) -> tuple[list[ApiKeyConfig], str | None]:
-    """The keys listed in the file, then those of the keys file (`api_keys_file`, which
-    `JARVIS_API_KEYS_FILE` overrides); and that file's path."""
-    keys = [read(item, _api_key) for item in root.items("api_keys")]
-    keys_file = root.raw("api_keys_file")
-    if keys_file is not None and (not isinstance(keys_file, str) or not keys_file):
-        raise root.fail("api_keys_file", f"must be a file path, got {kind(keys_file)}")
-    if keys_file:  # relative to the fleet file, like an include; the env var to the cwd
-        keys_file = os.path.join(os.path.dirname(root.file), keys_file)
-    keys_file = env.get(KEYS_FILE_ENV) or keys_file
-    if keys_file:
-        keys.extend(load_keys_file(keys_file))
-    return keys, keys_file or None
-
-
-def load_keys_file(path: str) -> tuple[ApiKeyConfig, ...]:
-    """A keys file holds a list of {name, sha256, admin} (or a mapping with `api_keys:`)."""
-    data = read_yaml(path)
-    if isinstance(data, Mapping):
-        root = Section(path, data, "")
-        keys = [read(item, _api_key) for item in root.items("api_keys")]
-        root.done()
-    elif isinstance(data, list):
-        keys = [read(Section(path, item, f"[{i}]"), _api_key) for i, item in enumerate(data)]
-    else:
-        raise ConfigError(path, f"must be a list of API keys, got {kind(data)}")
-    return tuple(keys)
-
-
-def _api_key(s: Section) -> ApiKeyConfig:
-    digest = s.string("sha256").lower()
-    if not _SHA256_RE.match(digest):
-        raise s.fail("sha256", "must be 64 hex characters (the SHA-256 of the whole key)")
-    return ApiKeyConfig(s.string("name", pattern=_NAME_RE), digest, s.boolean("admin", False))
 
 
 def nodes(root: Section) -> list[NodeConfig]:

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from router.config import FleetConfig, NodeConfig
 from router.fleet.registry import Fleet
 from router.obs.metrics import Metrics
+from router.obs.usage import UsageBook
 from router.routing.build import build_slots
 from router.routing.scoring import SpeedStats
 from tests.conftest import RouterFactory
@@ -104,6 +105,7 @@ def test_docs_list_every_jarvis_family() -> None:
     node = NodeConfig("n", "http://n:1")
     fleet = Fleet([node], clock=lambda: 0.0)
     metrics = Metrics(registry, fleet)
+    UsageBook(registry)
     config = FleetConfig(nodes=(node,), api_keys=())
     build_slots(config, fleet, SpeedStats(), random.Random(0), metrics, lambda: 0.0)
     # The client names a counter family without `_total`; its samples and the docs have it.

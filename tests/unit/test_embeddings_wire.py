@@ -288,7 +288,11 @@ def test_overflow_counts() -> None:
     [
         (LLAMA_SERVER_OVERFLOW, "messages", "maximum context length is 8192 tokens"),
         (LLAMA_SERVER_OVERFLOW, "prompt", "resulted in 9100 tokens"),
-        ("the input length exceeds the context length", "input", "longer than this model's context"),
+        (
+            "the input length exceeds the context length",
+            "input",
+            "longer than this model's context",
+        ),
     ],
     ids=["chat-counts", "completion-counts", "embed-no-counts"],
 )

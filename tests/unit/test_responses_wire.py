@@ -454,7 +454,6 @@ def test_bad_request_names_the_param(body: dict[str, Any], param: str) -> None:
     with pytest.raises(BadRequest) as caught:
         parse_responses(body)
     assert caught.value.param == param
-    assert caught.value.status == 400
 
 
 @pytest.mark.parametrize("param", ["previous_response_id", "store", "conversation"])
@@ -807,7 +806,7 @@ def test_request_object_is_frozen() -> None:
 
 def test_context_overflow_in_openai_words() -> None:
     error = context_overflow(9100, 8192)
-    assert (error.status, error.param, error.code) == (400, "input", "context_length_exceeded")
+    assert (error.param, error.code) == ("input", "context_length_exceeded")
     assert "9100" in error.message
     assert "8192" in error.message
     assert context_overflow().message.startswith("Your input exceeds the context window")

@@ -1,0 +1,86 @@
+"""Usage you can bill: per-key request and token counters, and the totals `/admin/usage` shows.
+
+Labels are bounded by the fleet file: key names (a revoked key's series stay until restart),
+models the fleet knows and the API routes. `UsageBook` keeps the same counts as plain totals
+since start, per key and model, so the admin endpoint reads them without parsing metrics; a
+Redis-backed book (fleet-wide, kept across restarts) can take its place behind `record`/`totals`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter
+
+
+@dataclass(slots=True)
+class Totals:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def view(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+    def add(self, other: Totals) -> None:
+        self.requests += other.requests
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+
+
+class UsageBook:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "jarvis_key_requests",
+            "Requests that reached a model, by API key name, model and API route",
+            ["key", "model", "api"],
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "jarvis_key_tokens",
+            "Tokens the nodes reported, by API key name, model and kind (prompt, completion)",
+            ["key", "model", "kind"],
+            registry=registry,
+        )
+        self.refused = Counter(
+            "jarvis_key_rate_limited",
+            "Requests refused with 429 by a key's own limit (rpm, tpm, too_large, concurrency)",
+            ["key", "limit"],
+            registry=registry,
+        )
+        self._totals: dict[tuple[str, str], Totals] = {}
+        self.since = time.time()  # wall clock: the totals count from here
+
+    def record(self, key: str, model: str, api: str, prompt: int, completion: int) -> None:
+        self.requests.labels(key, model, api).inc()
+        if prompt:
+            self.tokens.labels(key, model, "prompt").inc(prompt)
+        if completion:
+            self.tokens.labels(key, model, "completion").inc(completion)
+        totals = self._totals.get((key, model))
+        if totals is None:
+            totals = self._totals[(key, model)] = Totals()
+        totals.add(Totals(1, prompt, completion))
+
+    def rate_limited(self, key: str, limit: str) -> None:
+        self.refused.labels(key, limit).inc()
+
+    def totals(self) -> list[dict[str, object]]:
+        """Per key (sorted by name): its totals and, per model, the model's."""
+        keys: dict[str, dict[str, Totals]] = {}
+        for (key, model), totals in sorted(self._totals.items()):
+            keys.setdefault(key, {})[model] = totals
+        rows: list[dict[str, object]] = []
+        for key, models in keys.items():
+            overall = Totals()
+            for totals in models.values():
+                overall.add(totals)
+            models_view = {model: t.view() for model, t in models.items()}
+            rows.append({"key": key, **overall.view(), "models": models_view})
+        return rows

@@ -9,7 +9,8 @@ import pytest
 
 from router.config import NodeConfig
 from router.fleet.registry import NodeState
-from router.upstream.client import LineReader, Outcome
+from router.upstream.lines import LineReader
+from router.upstream.outcome import Outcome
 
 TOKEN = b'{"message":{"content":"a"},"done":false}'
 DONE = b'{"done":true,"eval_count":1}'

@@ -52,18 +52,18 @@ class Generation:
     __slots__ = (
         "_ctx",
         "_d",
-        "_done",
         "_ended_at",
         "_failure",
         "_first",
         "_first_at",
-        "_gap_s",
         "_lease",
         "_model",
         "_path",
         "_payload",
         "_reader",
         "_started_at",
+        "_wait_s",
+        "done",
     )
 
     def __init__(
@@ -79,17 +79,12 @@ class Generation:
         (and owns it from here: entering gives it back on failure, leaving always does)."""
         self._d, self._ctx, self._model = dispatcher, ctx, model
         self._path, self._payload, self._lease = path, payload, lease
-        self._gap_s = dispatcher.token_gap_timeout_s
+        self._wait_s: float | None = None  # how long a read may wait: the between-token timeout
         self._reader: LineReader | None = None
         self._first: Lines | None = None
-        self._done: dict[str, Any] | None = None
+        self.done: dict[str, Any] | None = None  # the done line (usage, timings), once here
         self._failure: UpstreamError | None = None
         self._first_at = self._started_at = self._ended_at = 0.0
-
-    @property
-    def done(self) -> dict[str, Any] | None:
-        """The done line (usage, timings), once it has arrived."""
-        return self._done
 
     async def __aenter__(self) -> Generation:
         lease = self._lease
@@ -111,28 +106,46 @@ class Generation:
         return self
 
     async def __anext__(self) -> Lines:
+        """The lines of the next read, parsed: the one place a read's lines are judged."""
         first = self._first
         if first is not None:  # the lines that came with the first one, read while opening
             self._first = None
             return first
-        if self._done is not None:
+        if self.done is not None:
             raise StopAsyncIteration
         if self._failure is not None:  # a bad line after good ones in the last read
             raise self._failure
         reader = self._reader
         assert reader is not None, "iterated before entering"
         try:
-            return self._batch(await reader.lines(self._gap_s))
+            raws = await reader.lines(self._wait_s)
+            if not raws:  # the body ended, and a stream without done:true failed (pitfall 3)
+                raise UpstreamError(
+                    Outcome.PROTOCOL_ERROR,
+                    f"node {reader.node.name} ended the answer without a done line",
+                )
+            lines, failure = reader.parse_lines(raws)
+            if failure is not None:
+                if not lines:
+                    raise failure
+                self._failure = failure  # raised by the next read: the good lines go first
         except UpstreamError as exc:
             self._failure = exc
             raise
+        if not self._first_at and has_token(lines):
+            self._first_at = now = self._d.clock()
+            self._ctx.ttft_s = now - self._ctx.start
+        last = lines[-1]
+        if last.get("done"):
+            self._finished(last)
+        return lines
 
     async def _open(self, lease: Lease) -> None:
         """One attempt: open the answer on the lease's node and read its first lines within the
         first-token timeout (a node that accepts connections but never answers fails over like
         a dead one). A failure ends the attempt here."""
         d, ctx, node = self._d, self._ctx, lease.node
-        self._lease, self._reader, self._first, self._done, self._failure = (
+        self._lease, self._reader, self._first, self.done, self._failure = (
             lease,
             None,
             None,
@@ -145,45 +158,23 @@ class Generation:
             try:
                 async with asyncio.timeout(d.first_token_timeout_s):
                     resp = await d.upstream.open(node, self._path, self._payload, ctx.request_id)
-                    self._reader = reader = LineReader(resp, node)
-                    raws = await reader.lines(None)
+                    self._reader = LineReader(resp, node)
+                    self._wait_s = None  # the first read waits under the first-token timeout
+                    first = await self.__anext__()
             except TimeoutError as exc:
                 raise UpstreamError(
                     Outcome.TIMEOUT,
                     f"node {node.name} sent no token within {d.first_token_timeout_s:g} s",
                 ) from exc
-            self._first = self._batch(raws)
         except BaseException as exc:
             if isinstance(exc, UpstreamError):
                 self._failure = exc
             self._end(exc)
             raise
-
-    def _batch(self, raws: list[bytes]) -> Lines:
-        """One read's lines, parsed. The done line ends the generation; a bad line fails it,
-        after the good lines before it (which the consumer still gets first)."""
-        reader = self._reader
-        assert reader is not None
-        if not raws:  # the body ended, and a stream without done:true failed (pitfall 3)
-            raise UpstreamError(
-                Outcome.PROTOCOL_ERROR,
-                f"node {reader.node.name} ended the answer without a done line",
-            )
-        lines, failure = reader.parse_lines(raws)
-        if failure is not None:
-            if not lines:
-                raise failure
-            self._failure = failure  # raised by the next read
-        if not self._first_at and has_token(lines):
-            self._first_at = now = self._d.clock()
-            self._ctx.ttft_s = now - self._ctx.start
-        last = lines[-1]
-        if last.get("done"):
-            self._finished(last)
-        return lines
+        self._first, self._wait_s = first, d.token_gap_timeout_s
 
     def _finished(self, done: dict[str, Any]) -> None:
-        self._done, self._ended_at = done, self._d.clock()
+        self.done, self._ended_at = done, self._d.clock()
         ctx, tokens = self._ctx, int(done.get("eval_count") or 0)
         # Streams only (docs/metrics.md): the mean inter-token latency the client saw.
         if ctx.stream and self._first_at and tokens > 1:
@@ -196,7 +187,7 @@ class Generation:
         if lease is None:  # already ended
             return
         self._lease = None
-        d, node, reader, done = self._d, lease.node, self._reader, self._done
+        d, node, reader, done = self._d, lease.node, self._reader, self.done
         try:
             end = self._ended_at if done is not None else d.clock()
             self._ctx.upstream_s += end - self._started_at

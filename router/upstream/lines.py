@@ -103,6 +103,10 @@ class LineReader:
                     Outcome.PROTOCOL_ERROR,
                     f"node {self.node.name} sent a line over {MAX_LINE_BYTES} bytes",
                 )
+            if len(lines) == 1:  # the usual read, one token's line: kept without a copy
+                if lines[0] and not lines[0].isspace():
+                    return lines
+                continue
             complete = [line for line in lines if line and not line.isspace()]
             if complete:
                 return complete

@@ -145,14 +145,9 @@ class Generation:
         first-token timeout (a node that accepts connections but never answers fails over like
         a dead one). A failure ends the attempt here."""
         d, ctx, node = self._d, self._ctx, lease.node
-        self._lease, self._reader, self._first, self.done, self._failure = (
-            lease,
-            None,
-            None,
-            None,
-            None,
-        )
-        self._first_at, ctx.ttft_s = 0.0, None  # the answer's own first token counts
+        self._lease, self._reader, self._first, self._failure = lease, None, None, None
+        self.done, self._first_at = None, 0.0
+        ctx.ttft_s = None  # the first token of the answer the client gets counts
         self._started_at = d.clock()
         try:
             try:

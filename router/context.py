@@ -24,6 +24,9 @@ class RequestContext:
     max_tokens: int | None = None  # the request's length cap: a hint for cost-aware routing
     committed: bool = False  # response headers sent: errors can no longer be a status
     status: int = 0
+    # Written by `upstream.generation` alone: request start → the answer's first token; the
+    # mean gap between a stream's tokens; the time spent on generations (every attempt's open
+    # → end, summed: what `Server-Timing` calls upstream).
     ttft_s: float | None = None
     tpot_s: float | None = None
     upstream_s: float = 0.0

@@ -2,6 +2,7 @@
 
 Streams commit at `response.prepare()`: before it, any failure is an HTTP error (and failed
 over inside dispatch); after it, a failure is one SSE error event and the stream closes.
+Streamed and gathered answers both read a `upstream.generation.Generation`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from router.context import CTX, RequestContext
 from router.errors import ModelNotFound
 from router.modelnames import canonical, public_id
 from router.routing.affinity import session_key
-from router.upstream.client import CHAT_PATH, GENERATE_PATH, Outcome, UpstreamError
+from router.upstream.client import CHAT_PATH, GENERATE_PATH
+from router.upstream.generation import Generation, fetch
+from router.upstream.outcome import UpstreamError
 from router.wire import sse
 from router.wire.openai import load_json, parse_chat, parse_completion
 from router.wire.translate import (
@@ -77,7 +80,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if req.stream:
         encoder = ChatStream(req.model, id_, created, req.include_usage)
         return await _relay(request, state, ctx, model, CHAT_PATH, payload, encoder)
-    gathered = await state.dispatcher.fetch(ctx, model, CHAT_PATH, payload)
+    gathered = await fetch(state.dispatcher, ctx, model, CHAT_PATH, payload)
     body, usage = chat_completion(gathered.chat(), req.model, id_, created)
     ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     return _json(body, ctx, state)
@@ -100,7 +103,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     if req.stream:
         encoder = CompletionStream(req.model, id_, created, req.include_usage)
         return await _relay(request, state, ctx, model, GENERATE_PATH, payload, encoder)
-    gathered = await state.dispatcher.fetch(ctx, model, GENERATE_PATH, payload)
+    gathered = await fetch(state.dispatcher, ctx, model, GENERATE_PATH, payload)
     body, usage = text_completion(gathered.generate(), req.model, id_, created)
     ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     return _json(body, ctx, state)
@@ -115,75 +118,45 @@ async def _relay(
     payload: bytes,
     encoder: ChatStream | CompletionStream,
 ) -> web.StreamResponse:
-    """Ollama NDJSON → OpenAI SSE, one write per read of whatever lines have arrived."""
+    """Ollama NDJSON → OpenAI SSE, one write per read of whatever lines have arrived. Where
+    the generation (slot and node connection) ends, and what it records: `upstream.generation`."""
     ctx.stream = True
-    dispatcher = state.dispatcher
-    opened = await dispatcher.open_stream(ctx, model, path, payload)
-    node, clock = opened.node, state.clock
-    gap_s, completed = dispatcher.token_gap_timeout_s, False
+    generation = Generation(state.dispatcher, ctx, model, path, payload)
     response = web.StreamResponse(headers={**sse.HEADERS, "X-Request-ID": ctx.request_id})
     out: list[bytes] = []  # chunks not yet written
     try:
-        await response.prepare(request)  # the commit point: from here nothing is replayed
-        ctx.status, ctx.committed = 200, True
-        reader, line = opened.opened.reader, opened.opened.first
-        start = encoder.start()  # the role chunk (chat) comes before any token
-        lines, out, first_at = [line], [start] if start else [], 0.0
-        raws = [] if line.get("done") else opened.opened.rest
-        while True:
-            # Everything that has arrived becomes one write (one orjson parse per line).
-            failure = None
-            if raws:
-                parsed, failure = reader.parse_lines(raws)
-                lines += parsed
-            before = len(out)
-            encoder.feed_all(lines, out)
-            if not first_at and len(out) > before:
-                first_at = clock()
-                ctx.ttft_s = first_at - ctx.start
-            if failure is not None:
-                raise failure
-            if lines and lines[-1].get("done"):
-                line = lines[-1]
-                break
-            if out:
-                await response.write(b"".join(out))
-                out = []
-            raws = await reader.lines(gap_s)
-            if not raws:  # a stream that ends without done:true failed (pitfall 3)
-                raise UpstreamError(
-                    Outcome.PROTOCOL_ERROR, f"node {node.name} ended the stream early"
-                )
-            lines = []
-        tail, usage = encoder.finish(line)
+        async with generation:  # fails over until a node's first line has arrived
+            await response.prepare(request)  # the commit point: from here nothing is replayed
+            ctx.status, ctx.committed = 200, True
+            start = encoder.start()  # the role chunk (chat) comes before any token
+            if start:
+                out.append(start)
+            async for lines in generation:
+                encoder.feed_all(lines, out)
+                if out and generation.done is None:  # the last lines go out with the end
+                    await response.write(b"".join(out))
+                    out = []
+        done = generation.done
+        assert done is not None  # the iteration ends at the done line, or raises
+        tail, usage = encoder.finish(done)
         out.append(tail)
-        completed = True  # the node's part is done, whether or not the client reads the tail
-        dispatcher.completed(node, model, line)
         ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
-        if first_at and usage.completion_tokens > 1:
-            ctx.tpot_s = (clock() - first_at) / (usage.completion_tokens - 1)
         await response.write_eof(b"".join(out))  # the last chunk and the end, one send
-    except UpstreamError as exc:
+    except UpstreamError as exc:  # after the commit: the node failed mid-stream
         ctx.error = exc.outcome.value
-        dispatcher.record_failure(node, exc)
         # What arrived before the failure still goes out, then the error event.
         error = sse.error_event(f"The stream failed: {exc.message}")
         await _write_quietly(response, b"".join(out) + error)
     except asyncio.CancelledError:  # the client left (aiohttp cancels the handler)
-        _client_left(state, ctx, node.name, completed)
+        _client_left(ctx)
         raise
     except ConnectionResetError:  # the client left and a write noticed first
-        _client_left(state, ctx, node.name, completed)
-    finally:
-        ctx.upstream_s = clock() - ctx.start
-        opened.close(completed=completed)
+        _client_left(ctx)
     return response
 
 
-def _client_left(state: RouterState, ctx: RequestContext, node: str, completed: bool) -> None:
+def _client_left(ctx: RequestContext) -> None:
     ctx.client_disconnected, ctx.status = True, 499
-    if not completed:  # a client cancel is never the node's fault: no breaker, no health mark
-        state.metrics.count_upstream(node, Outcome.CLIENT_CANCELLED.value)
 
 
 async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:

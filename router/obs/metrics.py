@@ -191,11 +191,6 @@ class Metrics:
         node = ctx.node
         if node is None:
             return
-        if ctx.client_disconnected and (not ctx.stream or not ctx.upstream_s):
-            # The relay counts the outcome of a stream it started (and sets upstream_s); a
-            # client that leaves while dispatch waits for the node's answer (non-streamed, or
-            # before a stream's first line) is counted here, so the attempt has its outcome.
-            self.count_upstream(node, "client_cancelled")
         child = self._child
         if ctx.ttft_s is not None:
             child(self.ttft, model, node).observe(ctx.ttft_s)

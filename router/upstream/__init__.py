@@ -1,6 +1,8 @@
 """The data plane: getting one request's generation from one node, with failover.
 
-Owns: the node client (`client`, the only code that knows Ollama's URLs and statuses), the
-NDJSON line reader, and dispatch (tenacity over choose → lease → open → first line).
+Owns: the node client (`client`, the only code that knows Ollama's URLs and statuses), how an
+attempt ended (`outcome`), the NDJSON line reader (`lines`), dispatch (tenacity over choose →
+lease → attempt) and the generation (`generation`: one async context manager that owns its
+lease and the node's answer, yields parsed lines, and is where every stream ends).
 May import: `routing`, `fleet`, `wire`, `obs` and the leaves; never `api`.
 """

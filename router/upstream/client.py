@@ -1,17 +1,16 @@
 """Talking to one Ollama node: the only module that knows Ollama's URLs and status codes.
 
-Every failure becomes one `UpstreamError` with a small `Outcome`, so dispatch can decide
-"retry elsewhere?" and "is the node sick?" without knowing aiohttp or Ollama.
+Every failure becomes one `UpstreamError` with a small `Outcome` (`outcome`), so dispatch can
+decide "retry elsewhere?" and "is the node sick?" without knowing aiohttp or Ollama. A
+generation's body is read by `lines.LineReader`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
@@ -22,84 +21,33 @@ from yarl import URL
 from router.config import RoutingConfig
 from router.fleet.registry import NodeState
 from router.modelnames import canonical
+from router.upstream.lines import parse_line
+from router.upstream.outcome import Outcome, UpstreamError, from_exception
+
+# `Outcome` and `UpstreamError` live in `outcome`; `fleet.health` imports them from here.
+__all__ = [
+    "CHAT_PATH",
+    "GENERATE_PATH",
+    "Listing",
+    "Outcome",
+    "Upstream",
+    "UpstreamError",
+    "parse_loaded",
+    "parse_tags",
+    "ps_fingerprint",
+    "tags_fingerprint",
+]
 
 CHAT_PATH = "/api/chat"
 GENERATE_PATH = "/api/generate"
 TAGS_PATH = "/api/tags"
 PS_PATH = "/api/ps"
-# Ollama's own client reads lines of up to 8 MB (generate's `context` can be huge); aiohttp's
-# default line limit is 512 KiB (api-reference.md pitfall 9).
-MAX_LINE_BYTES = 16 * 1024 * 1024
-# After the done line the body's end (chunked terminator) is normally already on its way; a
-# connection released before it arrives is closed instead of reused (LineReader.finish).
-END_WAIT_S = 0.5
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|z|[+-]\d\d:\d\d)?$")
 # An /api/ps entry's `expires_at` moves after every request the node serves (and jitters in the
 # emulator); the fingerprint leaves it out, as routing only reads the names.
 _EXPIRES_AT = re.compile(rb'"expires_at":"[^"]*"')
 _T = TypeVar("_T")
-
-
-class Outcome(StrEnum):
-    OK = "ok"
-    CONNECT_ERROR = "connect_error"
-    TIMEOUT = "timeout"
-    HTTP_5XX = "http_5xx"
-    BUSY = "busy"
-    HTTP_4XX = "http_4xx"
-    MODEL_MISSING = "model_missing"
-    STREAM_ERROR = "stream_error"
-    PROTOCOL_ERROR = "protocol_error"
-    CLIENT_CANCELLED = "client_cancelled"
-
-
-# Worth trying another node: the failure says nothing about the request itself.
-RETRYABLE = frozenset(
-    {
-        Outcome.CONNECT_ERROR,
-        Outcome.TIMEOUT,
-        Outcome.HTTP_5XX,
-        Outcome.BUSY,
-        Outcome.MODEL_MISSING,
-        Outcome.PROTOCOL_ERROR,
-        # An error line before the client saw a byte (a gathered answer, or the first line).
-        Outcome.STREAM_ERROR,
-    }
-)
-# The node itself is broken: take it out of rotation until the health poller sees it well.
-NODE_DOWN = frozenset({Outcome.CONNECT_ERROR, Outcome.TIMEOUT})
-# The node failed the request (not the client, not the request itself): its circuit breaker
-# counts these, so a node that passes health checks but fails generations is ejected too.
-NODE_FAULT = frozenset(
-    {
-        Outcome.CONNECT_ERROR,
-        Outcome.TIMEOUT,
-        Outcome.HTTP_5XX,
-        Outcome.STREAM_ERROR,
-        Outcome.PROTOCOL_ERROR,
-    }
-)
-
-
-class UpstreamError(Exception):
-    def __init__(self, outcome: Outcome, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.outcome = outcome
-        self.message = message
-        self.status = status
-
-    @property
-    def retryable(self) -> bool:
-        return self.outcome in RETRYABLE
-
-
-def _from_exception(exc: BaseException, node: NodeState) -> UpstreamError:
-    if isinstance(exc, TimeoutError):
-        return UpstreamError(Outcome.TIMEOUT, f"node {node.name} timed out")
-    return UpstreamError(
-        Outcome.CONNECT_ERROR, f"node {node.name} connection failed: {type(exc).__name__}"
-    )
 
 
 def _error_text(body: bytes) -> str:
@@ -142,7 +90,7 @@ class Upstream:
                 _url(node.config.url, path), data=payload, headers=headers, timeout=self._timeout
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _from_exception(exc, node) from exc
+            raise from_exception(exc, node) from exc
         if resp.status == 200:
             return resp
         try:
@@ -166,7 +114,7 @@ class Upstream:
             async with self._session.get(_url(node.config.url, path), timeout=timeout) as resp:
                 body = await resp.read()
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise _from_exception(exc, node) from exc
+            raise from_exception(exc, node) from exc
         if resp.status != 200:
             raise _status_error(resp.status, body, node)
         return body
@@ -224,7 +172,7 @@ def ps_fingerprint(body: bytes) -> tuple[int, int]:
 
 def _models(body: bytes, node: NodeState) -> list[Any] | None:
     """The `models` list of `/api/tags` or `/api/ps` (None if the answer has none)."""
-    models = _parse_line(body, node).get("models")
+    models = parse_line(body, node).get("models")
     return models if isinstance(models, list) else None
 
 
@@ -249,31 +197,6 @@ def parse_loaded(body: bytes, node: NodeState) -> frozenset[str]:
     )
 
 
-def _parse_line(raw: bytes, node: NodeState) -> dict[str, Any]:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise _invalid_json(node) from exc
-    if type(data) is not dict:
-        raise _not_an_object(node)
-    error = data.get("error")
-    if error:  # Ollama's mid-stream failure: an error line and no done line (pitfall 3)
-        raise _error_line(node, error)
-    return data
-
-
-def _invalid_json(node: NodeState) -> UpstreamError:
-    return UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name} sent invalid JSON")
-
-
-def _not_an_object(node: NodeState) -> UpstreamError:
-    return UpstreamError(Outcome.PROTOCOL_ERROR, f"node {node.name} sent a non-object line")
-
-
-def _error_line(node: NodeState, error: object) -> UpstreamError:
-    return UpstreamError(Outcome.STREAM_ERROR, f"node {node.name} failed: {error}")
-
-
 def _unix(stamp: object) -> int:
     """Ollama's RFC 3339 time (nanoseconds, any offset) as unix seconds; now if unreadable."""
     match = _RFC3339.match(stamp) if isinstance(stamp, str) else None
@@ -285,96 +208,3 @@ def _unix(stamp: object) -> int:
         except ValueError:
             pass
     return int(time.time())
-
-
-class LineReader:
-    """The raw NDJSON lines of one streamed answer, as many as have arrived per read.
-
-    Reading whatever is buffered (rather than one line per await) lets a relay turn a burst of
-    tokens into one write, with one timeout per read instead of per line.
-    """
-
-    __slots__ = ("_partial", "_resp", "node")
-
-    def __init__(self, resp: aiohttp.ClientResponse, node: NodeState) -> None:
-        self._resp, self.node, self._partial = resp, node, b""
-
-    async def lines(self, timeout_s: float | None) -> list[bytes]:
-        """The complete lines that have arrived (at least one), or [] at the end of the body.
-        What is already buffered is taken without a timer; the wait for more has `timeout_s`."""
-        content = self._resp.content
-        while True:
-            try:
-                chunk = content.read_nowait()
-                if not chunk and not content.is_eof():
-                    if timeout_s is None:
-                        chunk = await content.readany()
-                    else:
-                        async with asyncio.timeout(timeout_s):
-                            chunk = await content.readany()
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                raise _from_exception(exc, self.node) from exc
-            if not chunk:
-                return []  # a partial last line without its newline is not a line
-            data = self._partial + chunk if self._partial else chunk
-            lines = data.split(b"\n")
-            self._partial = lines.pop()
-            if len(self._partial) > MAX_LINE_BYTES:
-                raise UpstreamError(
-                    Outcome.PROTOCOL_ERROR,
-                    f"node {self.node.name} sent a line over {MAX_LINE_BYTES} bytes",
-                )
-            complete = [line for line in lines if line and not line.isspace()]
-            if complete:
-                return complete
-
-    def parse(self, raw: bytes) -> dict[str, Any]:
-        return _parse_line(raw, self.node)
-
-    def parse_lines(self, raws: list[bytes]) -> tuple[list[dict[str, Any]], UpstreamError | None]:
-        """`raws` parsed, up to and including a done line (what follows it is not read). A bad
-        line ends the list and comes back as the error: the lines before it still count.
-        One call per read rather than per line: a 64-token burst is 64 lines (issue 5)."""
-        out: list[dict[str, Any]] = []
-        if len(raws) > 1:
-            # One parse for the whole read; a bad line anywhere (even after the done line, which
-            # is never read) sends the read line by line below, to the same result.
-            try:
-                batch = orjson.loads(b"[" + b",".join(raws) + b"]")
-            except orjson.JSONDecodeError:
-                batch = None
-        else:
-            batch = None
-        loads = orjson.loads
-        for i, raw in enumerate(raws):
-            if batch is not None:
-                line = batch[i]
-            else:
-                try:
-                    line = loads(raw)
-                except orjson.JSONDecodeError:
-                    return out, _invalid_json(self.node)
-            if type(line) is not dict:
-                return out, _not_an_object(self.node)
-            error = line.get("error")
-            if error:
-                return out, _error_line(self.node, error)
-            out.append(line)
-            if line.get("done"):
-                break
-        return out, None
-
-    def finish(self) -> None:
-        """After the done line: the connection goes back to the keep-alive pool as soon as the
-        body has ended, which is normally at once or a moment later (its chunked terminator may
-        come in the next segment). aiohttp hands a connection back itself at the end of the
-        body; `release()` before that end would close it instead, and every request would pay
-        for a new connection (most requests at c=1). A body not ended `END_WAIT_S` after the
-        done line is closed. Nothing here waits."""
-        resp = self._resp
-        content = resp.content
-        if content.is_eof():
-            resp.release()
-            return
-        guard = asyncio.get_running_loop().call_later(END_WAIT_S, resp.close)
-        content.on_eof(guard.cancel)

@@ -1,13 +1,22 @@
-"""A client that leaves mid-request frees the node: the upstream request is closed at once."""
+"""A client that leaves mid-request frees the node: the upstream request is closed at once, and
+the attempt counts once, as the client's doing (never the node's: no breaker, no health mark)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from router.emulator import EmulatorConfig
-from tests.conftest import RouterFactory, wait_until
+from tests.conftest import Router, RouterFactory, wait_until
 
 SLOW = EmulatorConfig(models=("llama3",), tokens_per_second=20, default_tokens=200)
+
+
+def _only_a_cancel(router: Router) -> None:
+    """The one attempt ended as `client_cancelled`, and the node's breaker saw nothing."""
+    assert router.state.metrics.upstream_outcomes() == {"solo": {"client_cancelled": 1}}
+    node = router.state.fleet.nodes["solo"]
+    assert node.healthy  # a client cancel is never the node's fault
+    assert node.breaker is not None and node.breaker.consecutive_failures == 0
 
 
 async def test_stream_disconnect_frees_the_slot(make_router: RouterFactory, http) -> None:
@@ -26,9 +35,7 @@ async def test_stream_disconnect_frees_the_slot(make_router: RouterFactory, http
     await wait_until(lambda: router.router_in_flight() == {"solo": 0}, 2.0)
     await wait_until(lambda: router.nodes["solo"].stats.in_flight == 0, 2.0)
     assert router.nodes["solo"].stats.cancelled == 1
-    assert router.state.fleet.nodes["solo"].healthy  # a client cancel is never the node's fault
-    cancelled = router.state.metrics.upstream.labels("solo", "client_cancelled")._value.get()
-    assert cancelled == 1
+    _only_a_cancel(router)
 
 
 async def test_non_stream_disconnect_frees_the_slot(make_router: RouterFactory) -> None:
@@ -45,3 +52,4 @@ async def test_non_stream_disconnect_frees_the_slot(make_router: RouterFactory) 
     await wait_until(lambda: router.router_in_flight() == {"solo": 0}, 2.0)
     await wait_until(lambda: router.nodes["solo"].stats.in_flight == 0, 2.0)
     assert router.nodes["solo"].stats.cancelled == 1
+    _only_a_cancel(router)

@@ -161,3 +161,19 @@ async def test_all_nodes_down_then_back(router: Router, http) -> None:
     async with http.get(router.url + "/readyz") as resp:
         assert resp.status == 200
     assert await _chat(client)
+
+
+@pytest.mark.parametrize("drop", [False, True], ids=["error-line", "connection-dropped"])
+async def test_non_stream_answer_cut_mid_way_fails_over(router: Router, drop: bool) -> None:
+    client = router.client()
+    expected = [await _chat(client, seed=i) for i in range(6)]  # both nodes well
+    router.nodes["node-a"].faults.die_after_tokens = 2
+    router.nodes["node-a"].faults.drop_mid_stream = drop
+    before = router.nodes["node-a"].stats.requests["/api/chat"]
+    # The client has seen nothing when node-a breaks off: it gets node-b's whole answer.
+    assert [await _chat(client, seed=i) for i in range(6)] == expected
+    assert router.nodes["node-a"].stats.requests["/api/chat"] > before  # a really was tried
+    outcomes = router.state.metrics.upstream_outcomes()["node-a"]
+    failed = outcomes.get("connect_error" if drop else "stream_error", 0)
+    assert failed >= 1
+    assert router.state.metrics.failovers.labels("ollama/llama3")._value.get() == failed

@@ -18,7 +18,7 @@ from aiohttp import web
 from router.api.app import create_app, make_runner
 from router.api.auth import digest, new_key
 from router.config import ApiKeyConfig, FleetConfig, NodeConfig
-from router.upstream.client import END_WAIT_S
+from router.upstream.lines import END_WAIT_S
 from tests.conftest import wait_until
 
 LINES = [

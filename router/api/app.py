@@ -31,8 +31,9 @@ from router.obs.metrics import Metrics
 from router.obs.usage import UsageBook
 from router.routing.build import build_slots
 from router.routing.scoring import SpeedStats
-from router.upstream.client import Upstream, UpstreamError
+from router.upstream.client import Upstream
 from router.upstream.dispatch import Dispatcher
+from router.upstream.outcome import UpstreamError
 
 log = logging.getLogger(__name__)
 KEEPALIVE_S = 30.0

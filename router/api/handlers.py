@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from router.api import policy
 from router.api.state import STATE, RouterState
 from router.context import CTX, RequestContext
 from router.errors import ModelNotFound
@@ -49,6 +50,7 @@ async def _route_model(state: RouterState, ctx: RequestContext, requested: str) 
     """The canonical name to route on; refreshes the model map once before a 404."""
     ctx.model = requested
     model = canonical(requested)
+    policy.require_model(ctx.key, model, requested)  # outside the key's allowlist: as absent
     if not state.fleet.knows(model):
         await state.health.refresh()  # a model pulled a second ago is served at once
         if not state.fleet.knows(model):
@@ -169,7 +171,7 @@ def _model_object(model: str, created: int) -> dict[str, Any]:
 
 
 async def list_models(request: web.Request) -> web.StreamResponse:
-    served = request.app[STATE].fleet.served_models()
+    served = policy.visible_models(request[CTX].key, request.app[STATE].fleet.served_models())
     data = [_model_object(m, c) for m, c in sorted(served.items())]
     return _json_object({"object": "list", "data": data})
 
@@ -178,7 +180,7 @@ async def get_model(request: web.Request) -> web.StreamResponse:
     state, ctx = request.app[STATE], request[CTX]
     requested = request.match_info["model"]
     model = canonical(requested)
-    served = state.fleet.served_models()
+    served = policy.visible_models(ctx.key, state.fleet.served_models())
     if model not in served:
         ctx.model = requested
         raise ModelNotFound(

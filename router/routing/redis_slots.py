@@ -31,10 +31,7 @@ from router.fleet.registry import Fleet, Lease, NodeState
 from router.obs.metrics import Metrics
 from router.routing.choose import ALL_FULL, Ask, Chooser, Wait
 from router.routing.redis_link import RedisDown, RedisLink
-
-# Re-exported: dispatch imports these two from here still; their home is `routing.slots`.
-from router.routing.slots import NoFreeSlot as NoFreeSlot
-from router.routing.slots import SlotStore as SlotStore
+from router.routing.slots import NoFreeSlot
 from router.routing.waiters import Waiters
 
 if TYPE_CHECKING:

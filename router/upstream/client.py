@@ -24,20 +24,6 @@ from router.modelnames import canonical
 from router.upstream.lines import parse_line
 from router.upstream.outcome import Outcome, UpstreamError, from_exception
 
-# `Outcome` and `UpstreamError` live in `outcome`; `fleet.health` imports them from here.
-__all__ = [
-    "CHAT_PATH",
-    "GENERATE_PATH",
-    "Listing",
-    "Outcome",
-    "Upstream",
-    "UpstreamError",
-    "parse_loaded",
-    "parse_tags",
-    "ps_fingerprint",
-    "tags_fingerprint",
-]
-
 CHAT_PATH = "/api/chat"
 GENERATE_PATH = "/api/generate"
 TAGS_PATH = "/api/tags"

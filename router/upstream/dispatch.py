@@ -25,8 +25,8 @@ from router.errors import ModelNotFound, RateLimited, ServiceUnavailable, Upstre
 from router.fleet.registry import Fleet, Lease, NodeState
 from router.obs.metrics import Metrics
 from router.routing.admission import AdmissionRejected
-from router.routing.redis_slots import NoFreeSlot, SlotStore
 from router.routing.scoring import SpeedStats
+from router.routing.slots import NoFreeSlot, SlotStore
 from router.upstream.client import Upstream
 from router.upstream.outcome import NODE_DOWN, NODE_FAULT, Outcome, UpstreamError
 

@@ -28,12 +28,6 @@ TWO_NODES = {
     "node-a": EmulatorConfig(models=("llama3", "mistral"), default_tokens=5),
     "node-b": EmulatorConfig(models=("llama3", "phi3"), default_tokens=5),
 }
-# The allowlist is checked where handlers route a model (`router.api.policy.require_model` and
-# `visible_models`); the handlers module is being rewritten on another branch, which adds the
-# calls. Until then these fail, so they are expected to: remove the marker with the calls.
-needs_handler_hook = pytest.mark.xfail(
-    strict=True, reason="handlers do not call router.api.policy.require_model/visible_models yet"
-)
 
 
 def policy_key(name: str, **policy: Any) -> tuple[str, ApiKeyConfig]:
@@ -57,7 +51,6 @@ def fake_clock(router: Router) -> Clock:
     return clock
 
 
-@needs_handler_hook
 async def test_a_key_limited_to_one_model_cannot_see_or_use_another(
     make_router: RouterFactory,
 ) -> None:

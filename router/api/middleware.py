@@ -8,6 +8,9 @@
    that leaks nothing (only if no byte was sent);
 4. at the end, once, after the answer's last byte was handed to the socket: the request log line
    and the request metrics.
+Around all of it, the edge (`router.api.edge`): the connection's head timer stops when the
+request starts; after auth, the body is read within `server.body_timeout_s` and its shape
+checked before any handler sees it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from router.api import edge
 from router.api.errors import to_response
 from router.api.state import RouterState
 from router.context import CTX, RequestContext
@@ -69,6 +73,7 @@ def make_middleware(state: RouterState) -> Middleware:
 
     @web.middleware
     async def jarvis(request: web.Request, handler: Handler) -> web.StreamResponse:
+        connection = edge.begin(request)
         ctx = RequestContext(
             request_id=_request_id(request), start=clock(), endpoint=_endpoint(request)
         )
@@ -93,6 +98,7 @@ def make_middleware(state: RouterState) -> Middleware:
             metrics.observe(ctx, end)
             if state.config.logging.access_log and request_log.isEnabledFor(logging.INFO):
                 request_lines.write(request_fields(ctx, end))
+            edge.end(connection)
 
     return jarvis
 
@@ -106,6 +112,8 @@ async def _answer(
             ctx.key = state.keys.authenticate(request.headers.get("Authorization"))
             if ctx.key is None:
                 raise Unauthorized(_auth_message(request))
+        if request.body_exists:
+            await edge.read_body(request, state.config.server)
         return await handler(request)
     except (JarvisError, web.HTTPException) as exc:
         return _error_response(exc, request, ctx)

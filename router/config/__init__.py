@@ -23,6 +23,7 @@ from router.config.model import (
     NodeConfig,
     RoutingConfig,
     ServerConfig,
+    TlsConfig,
 )
 from router.config.parse import load_config, parse_config
 from router.config.sections import KEYS_FILE_ENV, STRATEGIES, load_keys_file
@@ -45,6 +46,7 @@ __all__ = [
     "NodeConfig",
     "RoutingConfig",
     "ServerConfig",
+    "TlsConfig",
     "load_config",
     "load_keys_file",
     "parse_config",

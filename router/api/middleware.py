@@ -24,6 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from router.api import edge
+from router.api.auth import KEY_PREFIX
 from router.api.errors import to_response
 from router.api.state import RouterState
 from router.context import CTX, RequestContext
@@ -40,7 +41,8 @@ _OBSERVABILITY_PATHS = frozenset(("/metrics", "/status"))  # open unless metrics
 
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-ID")
-    if given and _REQUEST_ID.match(given):
+    # An ID that looks like an API key is not echoed or logged: a key pasted in the wrong place.
+    if given and _REQUEST_ID.match(given) and not given.startswith(KEY_PREFIX):
         return given
     return random_hex(16)
 

@@ -34,6 +34,7 @@ from router.api.errors import Problem, envelope_for
 from router.api.state import STATE
 from router.config import ConfigError, ServerConfig, TlsConfig
 from router.errors import BadRequest
+from router.wire.fields import load_json
 from router.wire.limits import check_body
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ _NOT_HTTP = Problem(
     400, "invalid_request_error", "The request is not valid HTTP/1.1.", code="invalid_request"
 )
 _FAILED = Problem(500, "server_error", "The router failed to handle the request.")
+
+
+# The body as `read_body` parsed it, when its checks had to parse it.
+PARSED_BODY = web.RequestKey("jarvis_parsed_body", object)
 
 
 class BodyTimeout(web.HTTPRequestTimeout):
@@ -208,7 +213,18 @@ async def read_body(request: web.Request, server: ServerConfig) -> None:
         ) from None
     except HttpProcessingError:  # e.g. a broken chunked encoding
         raise BadRequest("The request body could not be read.", code="invalid_body") from None
-    check_body(body, max_depth=server.max_json_depth, max_messages=server.max_messages)
+    parsed = check_body(body, max_depth=server.max_json_depth, max_messages=server.max_messages)
+    if parsed is not None:
+        request[PARSED_BODY] = parsed
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object: the one `read_body` parsed for its checks (a long
+    conversation is then parsed once, not twice), else parsed now."""
+    parsed = request.get(PARSED_BODY)
+    if isinstance(parsed, dict):
+        return parsed
+    return load_json(await request.read())  # the errors (not JSON, not an object) are its
 
 
 async def _no_banner(request: web.Request, response: web.StreamResponse) -> None:

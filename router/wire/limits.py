@@ -1,41 +1,39 @@
 """Limits on the shape of a JSON request body: how deep it nests, how many messages it holds.
 
-`check_body` first counts bytes (two passes in C, no parse): a body cannot nest deeper than it
-has `{` and `[`, and cannot hold more messages than it has `{`. A usual request passes on that
-alone. Only one that fails the bound (a long conversation, a big tool schema) is parsed and
-walked; the parsed body is returned, so the caller need not parse it again.
+A small body is checked by counting bytes (in C, no parse): it cannot nest deeper than it has
+`{` and `[`, nor hold more messages than it has `{`, and a usual request passes on that alone.
+A bigger one (where counting costs about what parsing does), or one that fails the bound, is
+parsed and its containers walked; the parsed body is returned, so it need not be parsed again.
 """
 
 from __future__ import annotations
 
-from array import array
-from itertools import accumulate
 from typing import Any
 
 import orjson
 
 from router.errors import BadRequest
 
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
+# Up to here counting brackets is cheaper than a parse; above, most bodies are conversations
+# whose `{` count fails the bound anyway.
+SCAN_MAX_BYTES = 4096
 
 
 def check_body(body: bytes, *, max_depth: int, max_messages: int) -> Any:
     """Raise `BadRequest` when `body` nests deeper than `max_depth` or has more than
     `max_messages` messages. Returns the parsed body when it had to be parsed, else None.
     A body that is not JSON passes: its parser says what is wrong with it."""
-    opening = body.count(b"{")
-    maybe_deep = opening + body.count(b"[") > max_depth
-    if not maybe_deep and opening <= max_messages:
-        return None
+    if len(body) <= SCAN_MAX_BYTES:
+        objects = body.count(b"{")
+        if objects + body.count(b"[") <= max_depth and objects <= max_messages:
+            return None
     try:
         data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        # Not JSON, or nested past orjson's own limit (1024): say which, it is a rare path.
-        if maybe_deep and bracket_depth(body) > max_depth:
+    except orjson.JSONDecodeError as exc:
+        if "depth" in exc.msg:  # nested past orjson's own limit (1024)
             raise _too_deep(max_depth) from None
         return None
-    if maybe_deep and _deeper_than(data, max_depth):
+    if _deeper_than(data, max_depth):
         raise _too_deep(max_depth)
     messages = data.get("messages") if isinstance(data, dict) else None
     if isinstance(messages, list) and len(messages) > max_messages:
@@ -71,13 +69,3 @@ def _deeper_than(value: object, limit: int) -> bool:
                     return True
                 stack.append((child, depth + 1))
     return False
-
-
-def bracket_depth(body: bytes) -> int:
-    """How deep the brackets of JSON text nest, not counting those inside strings."""
-    # In a JSON string every backslash starts a two-byte escape: drop `\\`, then `\"`, and
-    # the quotes left delimit the strings.
-    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    outside = b"".join(plain.split(b'"')[::2])
-    steps = outside.translate(_STEPS, _NOT_BRACKETS)
-    return max(accumulate(array("b", steps)), default=0)

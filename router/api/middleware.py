@@ -94,13 +94,13 @@ def make_middleware(state: RouterState) -> Middleware:
                 await response.write_eof()
             return response
         finally:
+            edge.end(connection)  # the answer is out: the next head is due, or a close
             if response is not None and not ctx.status:
                 ctx.status = response.status
             end = clock()
             metrics.observe(ctx, end)
             if state.config.logging.access_log and request_log.isEnabledFor(logging.INFO):
                 request_lines.write(request_fields(ctx, end))
-            edge.end(connection)
 
     return jarvis
 

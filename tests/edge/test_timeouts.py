@@ -13,12 +13,20 @@ from tests.edge.raw import connect, parse, read_to_close, request
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 CHAT = b'{"model": "ollama/llama3", "messages": [{"role": "user", "content": "hi"}]}'
-SHORT = ServerConfig(header_timeout_s=0.5, body_timeout_s=0.5, keepalive_timeout_s=0.5)
+# One short timeout at a time, the others long: each test shows the one it is about.
+SHORT = ServerConfig(header_timeout_s=60, body_timeout_s=0.5, keepalive_timeout_s=60)
+SHORT_HEAD = ServerConfig(header_timeout_s=0.5, body_timeout_s=60, keepalive_timeout_s=60)
+SHORT_IDLE = ServerConfig(header_timeout_s=60, body_timeout_s=60, keepalive_timeout_s=0.5)
 
 
 @pytest.fixture
 async def short(make_router: RouterFactory) -> Router:
     return await make_router(server=SHORT)
+
+
+@pytest.fixture
+async def short_head(make_router: RouterFactory) -> Router:
+    return await make_router(server=SHORT_HEAD)
 
 
 async def _still_serves(router: Router) -> None:
@@ -62,7 +70,8 @@ async def test_a_keep_alive_client_that_stalls_mid_body_is_cut_off(short: Router
     assert parse(raw).status == 408
 
 
-async def test_200_half_heads_are_all_closed(short: Router) -> None:
+async def test_200_half_heads_are_all_closed(short_head: Router) -> None:
+    short = short_head
     conns = [await connect(short) for _ in range(200)]
     for _, writer in conns:
         writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
@@ -76,8 +85,8 @@ async def test_200_half_heads_are_all_closed(short: Router) -> None:
     await _still_serves(short)
 
 
-async def test_a_connection_that_sends_nothing_is_closed(short: Router) -> None:
-    reader, writer = await connect(short)
+async def test_a_connection_that_sends_nothing_is_closed(short_head: Router) -> None:
+    reader, writer = await connect(short_head)
     assert await read_to_close(reader) == b""
     writer.close()
 
@@ -94,10 +103,13 @@ async def test_a_head_dribbled_within_the_timeout_is_served(make_router: RouterF
     assert answer.status == 200
 
 
-async def test_idle_keep_alive_connection_is_closed(short: Router) -> None:
-    reader, writer = await connect(short)
+async def test_idle_keep_alive_connection_is_closed(make_router: RouterFactory) -> None:
+    router = await make_router(server=SHORT_IDLE)
+    reader, writer = await connect(router)
     writer.write(
-        request(short, "GET", "/v1/models").replace(b"Connection: close", b"Connection: keep-alive")
+        request(router, "GET", "/v1/models").replace(
+            b"Connection: close", b"Connection: keep-alive"
+        )
     )
     # The answer comes and the connection stays open for the next request, then, idle, closes.
     raw = await read_to_close(reader)

@@ -21,6 +21,7 @@ from openai import AsyncOpenAI
 
 from router.api.app import create_app, make_runner
 from router.api.auth import digest, new_key
+from router.api.edge import start_site
 from router.api.state import STATE, RouterState
 from router.config import (
     ApiKeyConfig,
@@ -148,8 +149,7 @@ async def make_router() -> AsyncIterator[RouterFactory]:
         app = create_app(config, rng=random.Random(7))
         runner = make_runner(app, shutdown_grace_s=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        await start_site(runner, "127.0.0.1", 0)  # production's listener: the edge's limits
         port = runner.addresses[0][1]
         router = Router(f"http://127.0.0.1:{port}", key, app, runner, emulated, config)
         routers.append(router)

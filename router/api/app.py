@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from router.api import admin, handlers, policy, statuspage
+from router.api import admin, edge, handlers, policy, statuspage
 from router.api.auth import KeyRing
 from router.api.middleware import make_middleware
 from router.api.reload import RELOADER, Reloader
@@ -154,10 +154,16 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_runner(app: web.Application, *, shutdown_grace_s: float) -> web.AppRunner:
+    """The runner for `app`; its listener is `edge.start_site` (or any aiohttp site, which
+    then has the header limits and keep-alive timeout but not the head timer or the cap)."""
+    edge.hide_banner(app)
     # handler_cancellation: a client that leaves cancels its handler at once, which closes the
     # upstream request, so the node stops generating for nobody (aiohttp's default is off).
     return web.AppRunner(
-        app, handler_cancellation=True, access_log=None, shutdown_timeout=shutdown_grace_s
+        app,
+        handler_cancellation=True,
+        shutdown_timeout=shutdown_grace_s,
+        **edge.handler_kwargs(app[STATE].config.server),
     )
 
 
@@ -184,10 +190,10 @@ async def serve(
     if reloader is not None:
         loop.add_signal_handler(signal.SIGHUP, reloader.request)
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
+        await edge.start_site(runner, host, port)
         bound = runner.addresses[0][1] if runner.addresses else port
-        log.info("jarvis router listening on http://%s:%d", host, bound)
+        scheme = "https" if config.listen.tls else "http"
+        log.info("jarvis router listening on %s://%s:%d", scheme, host, bound)
         if config.metrics.port is not None:
             metrics_runner = make_runner(create_metrics_app(app[STATE]), shutdown_grace_s=1.0)
             await metrics_runner.setup()

@@ -75,6 +75,7 @@ _ROWS: dict[type[BaseException], _Row] = {
     web.HTTPRequestEntityTooLarge: _Row(
         413, _INVALID, "request_too_large", "The request body is larger than this router accepts."
     ),
+    web.HTTPRequestTimeout: _Row(408, _INVALID, "request_timeout"),
     web.HTTPException: _Row(None, _INVALID),
     # A bug: say nothing of it, and tell the SDK a retry will not help.
     Exception: _Row(

@@ -11,6 +11,9 @@
 4. at the end, once, after the answer's last byte was handed to the socket: the key's limits
    settle the request's real token count and usage is recorded; the request log line and the
    request metrics.
+Around all of it, the edge (`router.api.edge`): the connection's head timer stops when the
+request starts; after auth, the body is read within `server.body_timeout_s` and its shape
+checked before any handler (or the key's token estimate) sees it.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import re
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from router.api import policy
+from router.api import edge, policy
 from router.api.errors import to_response
 from router.api.state import RouterState
+from router.config import KEY_PREFIX
 from router.context import CTX, RequestContext
 from router.errors import JarvisError, Unauthorized
 from router.ids import random_hex
@@ -40,7 +44,8 @@ _OBSERVABILITY_PATHS = frozenset(("/metrics", "/status"))  # open unless metrics
 
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-ID")
-    if given and _REQUEST_ID.match(given):
+    # An ID that looks like an API key is not echoed or logged: a key pasted in the wrong place.
+    if given and _REQUEST_ID.match(given) and not given.startswith(KEY_PREFIX):
         return given
     return random_hex(16)
 
@@ -73,6 +78,7 @@ def make_middleware(state: RouterState) -> Middleware:
 
     @web.middleware
     async def jarvis(request: web.Request, handler: Handler) -> web.StreamResponse:
+        connection = edge.begin(request)
         ctx = RequestContext(
             request_id=_request_id(request), start=clock(), endpoint=_endpoint(request)
         )
@@ -91,6 +97,7 @@ def make_middleware(state: RouterState) -> Middleware:
                 await response.write_eof()
             return response
         finally:
+            edge.end(connection)  # the answer is out: the next head is due, or a close
             if response is not None and not ctx.status:
                 ctx.status = response.status
             end = clock()
@@ -111,7 +118,9 @@ async def _answer(
             ctx.key = state.keys.authenticate(request.headers.get("Authorization"))
             if ctx.key is None:
                 raise Unauthorized(_auth_message(request))
-            await policy.admit(request, ctx, state)
+        if request.body_exists:  # within the body timeout, its shape checked
+            await edge.read_body(request, state.config.server)
+        await policy.admit(request, ctx, state)  # expiry and the key's limits
         return await handler(request)
     except (JarvisError, web.HTTPException) as exc:
         return _error_response(exc, request, ctx)

@@ -30,7 +30,19 @@ log = logging.getLogger(__name__)
 # logging setup at start. None: the whole section.
 RESTART_ONLY: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("listen", None),
-    ("server", ("max_body_bytes", "shutdown_grace_s")),
+    (
+        "server",
+        (
+            "max_body_bytes",
+            "shutdown_grace_s",
+            "max_request_line_bytes",
+            "max_header_bytes",
+            "max_headers",
+            "header_timeout_s",
+            "keepalive_timeout_s",
+            "max_connections",
+        ),
+    ),
     ("metrics", ("port",)),
     ("coordination", None),
     ("logging", ("level", "format")),

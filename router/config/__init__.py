@@ -26,6 +26,7 @@ from router.config.model import (
     NodeConfig,
     RoutingConfig,
     ServerConfig,
+    TlsConfig,
 )
 from router.config.parse import load_config, parse_config
 from router.config.sections import STRATEGIES
@@ -50,6 +51,7 @@ __all__ = [
     "NodeConfig",
     "RoutingConfig",
     "ServerConfig",
+    "TlsConfig",
     "load_config",
     "load_keys_file",
     "model_pattern",

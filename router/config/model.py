@@ -11,17 +11,40 @@ KEY_PREFIX = "jrv_"  # every key the router makes starts so; a config value that
 
 
 @dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """The listener's certificate chain and private key (PEM files), loaded at start."""
+
+    cert_file: str
+    key_file: str
+
+
+@dataclass(frozen=True, slots=True)
 class ListenConfig:
     host: str = "127.0.0.1"
     port: int = 8080
+    tls: TlsConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
+    """The edge: what one client may send and how long it may take (router.api.edge)."""
+
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     shutdown_grace_s: float = 30.0
     # How often the fleet file is checked for changes (mtime, size, inode); 0: only on SIGHUP.
     reload_poll_s: float = 2.0
+    # Below orjson's own limits (1024 to parse, 255 to write the node's payload).
+    max_json_depth: int = 64
+    max_messages: int = 10_000
+    max_request_line_bytes: int = 8190
+    max_header_bytes: int = 8190  # one header field, name and value
+    max_headers: int = 128
+    # A request head must be complete this long after its first byte; a body must have fully
+    # arrived this long after the head; an idle keep-alive connection is closed after this.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    keepalive_timeout_s: float = 75.0
+    max_connections: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)

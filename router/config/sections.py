@@ -24,6 +24,7 @@ from router.config.model import (
     NodeConfig,
     RoutingConfig,
     ServerConfig,
+    TlsConfig,
 )
 from router.config.validate import ConfigError, Section, read
 
@@ -40,9 +41,16 @@ def listen(root: Section) -> ListenConfig:
     return read(
         root.section("listen"),
         lambda s: ListenConfig(
-            s.string("host", "127.0.0.1"), s.integer("port", 8080, minimum=0, maximum=65535)
+            s.string("host", "127.0.0.1"),
+            s.integer("port", 8080, minimum=0, maximum=65535),
+            None if s.raw("tls") is None else read(s.section("tls"), _tls),
         ),
     )
+
+
+def _tls(s: Section) -> TlsConfig:
+    # The files are read at start, not here: `check-config` runs where a Secret is not mounted.
+    return TlsConfig(s.string("cert_file"), s.string("key_file"))
 
 
 def server(root: Section) -> ServerConfig:
@@ -52,6 +60,15 @@ def server(root: Section) -> ServerConfig:
             s.integer("max_body_bytes", DEFAULT_MAX_BODY_BYTES, minimum=1024),
             s.number("shutdown_grace_s", 30.0, minimum=0),
             s.number("reload_poll_s", 2.0, minimum=0, maximum=3600),
+            s.integer("max_json_depth", 64, minimum=2, maximum=200),
+            s.integer("max_messages", 10_000, minimum=1),
+            s.integer("max_request_line_bytes", 8190, minimum=256, maximum=1 << 20),
+            s.integer("max_header_bytes", 8190, minimum=256, maximum=1 << 20),
+            s.integer("max_headers", 128, minimum=8, maximum=10_000),
+            s.number("header_timeout_s", 10.0, minimum=0.01, maximum=3600),
+            s.number("body_timeout_s", 60.0, minimum=0.01, maximum=3600),
+            s.number("keepalive_timeout_s", 75.0, minimum=0.01, maximum=86400),
+            s.integer("max_connections", 10_000, minimum=1),
         ),
     )
 

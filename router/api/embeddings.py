@@ -9,14 +9,13 @@ cancelled (their slots come back). The translation is `router.wire.embeddings`.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
 from router.api.handlers import _json, _route_model
 from router.api.state import STATE, RouterState
+from router.api.together import all_of
 from router.context import CTX, RequestContext
 from router.upstream.client import EMBED_PATH
 from router.upstream.unary import unary
@@ -36,7 +35,6 @@ from router.wire.openai import load_json
 BATCH = 32
 
 Vectors = list[list[float]]
-T = TypeVar("T")
 
 
 def parts_for(count: int, nodes: int) -> int:
@@ -67,18 +65,6 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
     else:
         results = await all_of([embed(a, b) for a, b in spans])
     return _answer(req, results, ctx, state)
-
-
-async def all_of(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
-    """Every call's result, in order, run concurrently; the first failure cancels the others
-    (their slots come back) and is raised as itself, not as an ExceptionGroup, so the error
-    boundary tells the client what went wrong."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(call) for call in calls]
-    except ExceptionGroup as group_error:
-        raise group_error.exceptions[0] from None
-    return [task.result() for task in tasks]
 
 
 def _answer(

@@ -145,3 +145,22 @@ async def test_embedding_models_are_listed(make_router: RouterFactory) -> None:
     router = await two_nodes(make_router)
     ids = {m.id async for m in router.client().models.list()}
     assert {MODEL, "ollama/all-minilm"} <= ids
+
+
+async def test_a_failing_node_fails_over(make_router: RouterFactory) -> None:
+    router = await two_nodes(make_router)
+    router.nodes["node-a"].faults.mode = "error"
+    texts = [f"text {i}" for i in range(40)]
+    answer = await router.client().embeddings.create(model=MODEL, input=texts)
+    assert [d.embedding for d in answer.data] == [expected(t) for t in texts]
+    # Whichever span node-a got (a 500) was embedded again by node-b.
+    assert embed_requests(router)["node-b"] >= 1
+
+
+async def test_no_node_can_embed_is_a_503(make_router: RouterFactory) -> None:
+    router = await two_nodes(make_router)
+    for node in router.nodes.values():
+        node.faults.mode = "error"
+    with pytest.raises(openai.InternalServerError) as caught:
+        await router.client().embeddings.create(model=MODEL, input=["x"] * 40)
+    assert caught.value.status_code == 503

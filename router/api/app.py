@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from router.api import admin, edge, handlers, policy, statuspage
+from router.api import admin, edge, embeddings, handlers, policy, statuspage
 from router.api.auth import KeyRing
 from router.api.middleware import make_middleware
 from router.api.reload import RELOADER, Reloader
@@ -70,6 +70,7 @@ def create_app(
         app.router.add_get(prefix + "/models/{model:.+}", handlers.get_model)
         app.router.add_post(f"{prefix}/chat/completions", handlers.chat_completions)
         app.router.add_post(f"{prefix}/completions", handlers.completions)
+        app.router.add_post(f"{prefix}/embeddings", embeddings.embeddings)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/admin/nodes", admin.nodes)

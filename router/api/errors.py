@@ -31,7 +31,7 @@ from router.errors import (
     UpstreamRejected,
 )
 from router.wire.anthropic import error_body as anthropic_error_body
-from router.wire.openai import error_body
+from router.wire.sse import error_body
 
 _INVALID = "invalid_request_error"
 

@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from router.api import policy
+from router.api import choices, policy
 from router.api.state import STATE, RouterState
 from router.context import CTX, RequestContext
 from router.errors import ModelNotFound
@@ -26,7 +26,13 @@ from router.upstream.client import CHAT_PATH, GENERATE_PATH
 from router.upstream.generation import Generation, fetch
 from router.upstream.outcome import UpstreamError
 from router.wire import sse
-from router.wire.openai import load_json, parse_chat, parse_completion
+from router.wire.openai import (
+    ChatRequest,
+    CompletionRequest,
+    load_json,
+    parse_chat,
+    parse_completion,
+)
 from router.wire.translate import (
     ChatStream,
     CompletionStream,
@@ -79,6 +85,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             session_id=request.headers.get(SESSION_HEADER), user=req.user, messages=req.messages
         )
     id_, created = new_id("chatcmpl-"), int(time.time())
+    if not req.plain:
+        return await _choices(request, state, ctx, model, CHAT_PATH, req, id_, created)
     if req.stream:
         encoder = ChatStream(req.model, id_, created, req.include_usage)
         return await _relay(request, state, ctx, model, CHAT_PATH, payload, encoder)
@@ -102,6 +110,8 @@ async def completions(request: web.Request) -> web.StreamResponse:
             prompt=req.prompt,
         )
     id_, created = new_id("cmpl-"), int(time.time())
+    if not req.plain:
+        return await _choices(request, state, ctx, model, GENERATE_PATH, req, id_, created)
     if req.stream:
         encoder = CompletionStream(req.model, id_, created, req.include_usage)
         return await _relay(request, state, ctx, model, GENERATE_PATH, payload, encoder)
@@ -109,6 +119,33 @@ async def completions(request: web.Request) -> web.StreamResponse:
     body, usage = text_completion(gathered.generate(), req.model, id_, created)
     ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     return _json(body, ctx, state)
+
+
+async def _choices(
+    request: web.Request,
+    state: RouterState,
+    ctx: RequestContext,
+    model: str,
+    path: str,
+    req: ChatRequest | CompletionRequest,
+    id_: str,
+    created: int,
+) -> web.StreamResponse:
+    """`n` > 1, logprobs or one call at most: one generation per choice (`api.choices`)."""
+    payloads = [_payload(choices.seeded(req, i), model) for i in range(req.n)]
+    if req.stream:
+        frame, encoders = choices.encoders(req, id_, created)
+        return await choices.streamed(
+            request, state, ctx, model, path, payloads, frame, encoders, req.include_usage
+        )
+    body = await choices.gathered(state, ctx, model, path, payloads, req, id_, created)
+    return _json(body, ctx, state)
+
+
+def _payload(req: ChatRequest | CompletionRequest, model: str) -> bytes:
+    if isinstance(req, ChatRequest):
+        return chat_payload(req, model)
+    return completion_payload(req, model)
 
 
 async def _relay(

@@ -26,6 +26,7 @@ from router.upstream.outcome import Outcome, UpstreamError, from_exception
 
 CHAT_PATH = "/api/chat"
 GENERATE_PATH = "/api/generate"
+EMBED_PATH = "/api/embed"
 TAGS_PATH = "/api/tags"
 PS_PATH = "/api/ps"
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -86,6 +87,17 @@ class Upstream:
         finally:
             resp.release()
         raise _status_error(resp.status, body, node)
+
+    async def post_json(self, node: NodeState, path: str, payload: bytes, request_id: str) -> bytes:
+        """POST a unary request (`/api/embed` answers one JSON object, never a stream): the
+        body of a 200 answer, or UpstreamError."""
+        resp = await self.open(node, path, payload, request_id)
+        try:
+            return await resp.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise from_exception(exc, node) from exc
+        finally:
+            resp.release()
 
     async def _get(self, node: NodeState, path: str, timeout_s: float) -> bytes:
         """The body of a 200 answer to GET `path`."""

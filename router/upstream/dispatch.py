@@ -29,8 +29,12 @@ from router.routing.scoring import SpeedStats
 from router.routing.slots import NoFreeSlot, SlotStore
 from router.upstream.client import Upstream
 from router.upstream.outcome import NODE_DOWN, NODE_FAULT, Outcome, UpstreamError
+from router.wire.overflow import context_overflow, is_context_overflow
 
 T = TypeVar("T")
+# The field that was too long when a node refuses a prompt over its context, per API (by the
+# route, as `RequestContext.endpoint` has it); anything else sends `messages`.
+_OVERFLOW_PARAM = {"/completions": "prompt", "/embeddings": "input", "/responses": "input"}
 
 
 class Dispatcher:
@@ -185,6 +189,12 @@ class Dispatcher:
     def _give_up(self, ctx: RequestContext, model: str, exc: UpstreamError) -> Exception:
         ctx.error = exc.outcome.value
         if exc.outcome is Outcome.HTTP_4XX:
+            if exc.status == 400 and is_context_overflow(exc.message):
+                # The one place every API's overflow becomes the client's 400: a 4xx is never
+                # failed over nor counted by the breaker (`outcome`), so no node was blamed.
+                ctx.error = "context_length_exceeded"
+                param = _OVERFLOW_PARAM.get(ctx.endpoint, "messages")
+                return context_overflow(exc.message, param)
             return UpstreamRejected(exc.status or 400, exc.message)
         if exc.outcome is Outcome.MODEL_MISSING and not self.fleet.candidates(model):
             return ModelNotFound(

@@ -31,8 +31,8 @@ import orjson
 from router.errors import BadRequest
 from router.wire import sse
 from router.wire.logprobs import OFF, CompletionOffsets, LogprobRequest, chat_logprobs
+from router.wire.to_openai import FINGERPRINT, Usage, finish_reason, tool_calls_out, usage_of
 from router.wire.toolchoice import limit_calls
-from router.wire.translate import FINGERPRINT, Usage, finish_reason, tool_calls_out, usage_of
 
 MAX_N = 128  # OpenAI's limit
 

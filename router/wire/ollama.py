@@ -4,8 +4,8 @@ The router always streams from Ollama, even for a client that asked for one JSON
 node that stalls is then caught by the first-token and between-token timeouts instead of only
 by the total one, and every request gets a time to first token. `Gathered` turns the NDJSON
 lines back into exactly what Ollama would have sent with `stream: false` (api-reference.md
-1.5/1.6: content and thinking concatenated, tool calls collected from every line, metrics from
-the done line).
+1.5/1.6: content and thinking concatenated, tool calls and logprobs collected from every line,
+metrics from the done line).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 
 class Gathered:
-    __slots__ = ("_content", "_thinking", "_tool_calls", "done")
+    __slots__ = ("_content", "_logprobs", "_thinking", "_tool_calls", "done")
 
     @property
     def started(self) -> bool:
@@ -25,10 +25,14 @@ class Gathered:
         self._content: list[str] = []
         self._thinking: list[str] = []
         self._tool_calls: list[Any] = []
+        self._logprobs: list[Any] = []  # each line's token logprobs, in order
         self.done: dict[str, Any] | None = None
 
     def feed(self, line: dict[str, Any]) -> bool:
         """Take one line; True when it was the done line."""
+        logprobs = line.get("logprobs")
+        if isinstance(logprobs, list):
+            self._logprobs.extend(logprobs)
         message = line.get("message")
         if isinstance(message, dict):
             text = message.get("content")
@@ -63,6 +67,7 @@ class Gathered:
                 or message.get("thinking")
                 or message.get("tool_calls")
                 or line.get("done")
+                or "logprobs" in line
             ):
                 if feed(line):
                     return True
@@ -81,6 +86,8 @@ class Gathered:
         if self._tool_calls:
             message["tool_calls"] = self._tool_calls
         body["message"] = message
+        if self._logprobs:
+            body["logprobs"] = self._logprobs
         return body
 
     def generate(self) -> dict[str, Any]:
@@ -89,4 +96,6 @@ class Gathered:
         body["response"] = "".join(self._content)
         if self._tool_calls:
             body["tool_calls"] = self._tool_calls
+        if self._logprobs:
+            body["logprobs"] = self._logprobs
         return body

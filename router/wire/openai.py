@@ -11,12 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from router.errors import BadRequest
+from router.wire.choices import parse_best_of, parse_n
 from router.wire.fields import boolean, integer, number, string, wrong_type
 from router.wire.fields import load_json as load_json  # re-exported: part of parsing a request
+from router.wire.logprobs import (
+    OFF,
+    LogprobRequest,
+    parse_chat_logprobs,
+    parse_completion_logprobs,
+)
 from router.wire.messages import check_message
+from router.wire.toolchoice import ToolPlan, plan_tools
 
 MAX_STOP = 4
 
@@ -46,6 +52,19 @@ class ChatRequest:
     tool_choice: object = None
     reasoning_effort: str | None = None
     user: str | None = None
+    n: int = 1
+    logprobs: LogprobRequest = OFF
+    parallel_tool_calls: bool | None = None
+
+    def tool_plan(self) -> ToolPlan:
+        """What Ollama gets for `tools`/`tool_choice`/`parallel_tool_calls` (checked when the
+        request was parsed, so it raises nothing here)."""
+        return plan_tools(self.tools, self.tool_choice, self.parallel_tool_calls)
+
+    @property
+    def plain(self) -> bool:
+        """One choice, no logprobs, no cap on calls: the single-choice fast path serves it."""
+        return self.n == 1 and not self.logprobs.enabled and self.parallel_tool_calls is not False
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +76,12 @@ class CompletionRequest:
     include_usage: bool = False
     suffix: str | None = None
     user: str | None = None
+    n: int = 1
+    logprobs: LogprobRequest = OFF
 
-
-def error_body(
-    message: str, type_: str, param: str | None = None, code: str | None = None
-) -> bytes:
-    """OpenAI's error object: the body of an error answer, and of a stream's error event."""
-    return orjson.dumps(
-        {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    )
+    @property
+    def plain(self) -> bool:
+        return self.n == 1 and not self.logprobs.enabled
 
 
 def _model(body: dict[str, Any]) -> str:
@@ -133,14 +149,6 @@ def _stream(body: dict[str, Any]) -> tuple[bool, bool]:
     return stream, bool(include_usage)
 
 
-def _single_choice(body: dict[str, Any], param: str) -> None:
-    value = integer(body, param, 1)
-    if value is not None and value != 1:
-        raise BadRequest(
-            f"'{param}' > 1 is not supported by this router.", param=param, code="unsupported_value"
-        )
-
-
 def _response_format(body: dict[str, Any]) -> dict[str, Any] | None:
     value = body.get("response_format")
     if value is None:
@@ -182,7 +190,6 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
             code="empty_array",
         )
     parsed = tuple(check_message(i, m) for i, m in enumerate(messages))
-    _single_choice(body, "n")
     stream, include_usage = _stream(body)
     tools = body.get("tools")
     if tools is not None and (
@@ -190,6 +197,8 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
     ):
         raise wrong_type("tools", "an array of objects", tools)
     effort = string(body, "reasoning_effort")
+    parallel = body.get("parallel_tool_calls")
+    plan_tools(tools, body.get("tool_choice"), parallel)  # a bad tool_choice is a 400 now
     return ChatRequest(
         model=model,
         messages=parsed,
@@ -201,6 +210,9 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
         tool_choice=body.get("tool_choice"),
         reasoning_effort=effort,
         user=string(body, "user"),
+        n=parse_n(body),
+        logprobs=parse_chat_logprobs(body),
+        parallel_tool_calls=parallel,
     )
 
 
@@ -227,8 +239,8 @@ def parse_completion(body: dict[str, Any]) -> CompletionRequest:
         raise BadRequest(
             "Invalid 'prompt': it must not be empty.", param="prompt", code="invalid_value"
         )
-    _single_choice(body, "n")
-    _single_choice(body, "best_of")
+    n = parse_n(body)
+    parse_best_of(body, n)
     stream, include_usage = _stream(body)
     return CompletionRequest(
         model=model,
@@ -238,4 +250,6 @@ def parse_completion(body: dict[str, Any]) -> CompletionRequest:
         include_usage=include_usage,
         suffix=string(body, "suffix"),
         user=string(body, "user"),
+        n=n,
+        logprobs=parse_completion_logprobs(body),
     )

@@ -6,7 +6,7 @@ Python SDK raise a bare JSONDecodeError.
 
 from __future__ import annotations
 
-from router.wire.openai import error_body
+import orjson
 
 HEADERS = {
     "Content-Type": "text/event-stream",
@@ -15,6 +15,15 @@ HEADERS = {
     "X-Accel-Buffering": "no",
 }
 DONE = b"data: [DONE]\n\n"
+
+
+def error_body(
+    message: str, type_: str, param: str | None = None, code: str | None = None
+) -> bytes:
+    """OpenAI's error object: the body of an error answer, and of a stream's error event."""
+    return orjson.dumps(
+        {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    )
 
 
 def event(payload: bytes) -> bytes:

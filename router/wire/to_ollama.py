@@ -12,6 +12,7 @@ import orjson
 from router.errors import BadRequest
 from router.wire.openai import ChatRequest, CompletionRequest, Sampling
 from router.wire.options import Overrides, apply_options
+from router.wire.toolchoice import with_instruction
 
 _THINK = {
     "none": False,
@@ -136,9 +137,10 @@ def _format(response_format: dict[str, Any] | None) -> object:
 def chat_payload(req: ChatRequest, model: str, overrides: Overrides | None = None) -> bytes:
     """The `/api/chat` payload for `model` (a node model name); `overrides`, the catalog's
     options for it, are written in before the one serialisation (router.wire.options)."""
+    plan = req.tool_plan()  # Ollama has no tool_choice: narrowed tools and an instruction
     payload: dict[str, Any] = {
         "model": model,
-        "messages": ollama_messages(req.messages),
+        "messages": with_instruction(ollama_messages(req.messages), plan.instruction),
         # Always a stream, stated explicitly (Ollama streams when it is absent, pitfall 1): a
         # client's non-streamed answer is gathered from it, so every request gets the
         # first-token and between-token timeouts (router.wire.ollama).
@@ -148,8 +150,9 @@ def chat_payload(req: ChatRequest, model: str, overrides: Overrides | None = Non
     fmt = _format(req.response_format)
     if fmt is not None:
         payload["format"] = fmt
-    if req.tools and req.tool_choice != "none":  # Ollama has no tool_choice
-        payload["tools"] = list(req.tools)
+    if plan.tools:
+        payload["tools"] = list(plan.tools)
+    payload.update(req.logprobs.ollama_fields())
     if req.reasoning_effort is not None:
         if req.reasoning_effort not in _THINK:
             raise BadRequest(
@@ -175,6 +178,7 @@ def completion_payload(
     }
     if req.suffix:
         payload["suffix"] = req.suffix
+    payload.update(req.logprobs.ollama_fields())
     if overrides is not None:
         apply_options(payload, overrides)
     return orjson.dumps(payload)

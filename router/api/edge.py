@@ -16,6 +16,7 @@ Per request (`begin`, `read_body`, `end`, called by the middleware): the body mu
 arrived `server.body_timeout_s` after the head, else 408 and the connection closes; its JSON
 must nest no deeper than `server.max_json_depth` and hold at most `server.max_messages`
 messages (`router.wire.limits`). No answer carries a `Server` version banner.
+(Just over 300 lines: the connection-level half must subclass aiohttp's handler in one place.)
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Pure. Go's `encoding/json` matches keys case-insensitively, treats `null` as "leave unset",
 records the *first* type mismatch but keeps decoding, and aborts at once when a custom
 `UnmarshalJSON` (keep_alive, think) fails; this module copies those rules so a router sees the
-same 400s it would get from a real node.
+same 400s it would get from a real node. Over 300 lines because most of it is one table:
+the fields of Ollama's request types with their Go types, kept together so it reads as the
+Go structs do.
 """
 
 from __future__ import annotations

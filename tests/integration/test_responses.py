@@ -1,0 +1,205 @@
+"""The OpenAI Responses API (`POST /v1/responses`) through the official SDK: answers, streamed
+events in the SDK's order, function calls, structured output, the stateless refusals, and the
+same routing, failover and error path as chat (issue 13)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+import pytest
+
+from router.emulator import EmulatorConfig
+from tests.conftest import Router, RouterFactory
+
+MODEL = "ollama/llama3"
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+    "required": ["city", "population"],
+    "additionalProperties": False,
+}
+# Text items in the order the SDK types define (api-reference.md 5.1).
+TEXT_EVENTS = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+]
+
+
+def _chat_bodies(router: Router) -> list[dict[str, Any]]:
+    return [b for n in router.nodes.values() for b in n.stats.bodies if "messages" in b]
+
+
+def _collapse(types: list[str]) -> list[str]:
+    """Runs of the same event type as one (the deltas)."""
+    return [t for i, t in enumerate(types) if i == 0 or types[i - 1] != t]
+
+
+@pytest.mark.parametrize("base", ["/v1", ""], ids=["v1-prefix", "root"])
+async def test_create_answers_a_completed_response(router: Router, base: str) -> None:
+    resp = await router.client(base=base).responses.create(
+        model=MODEL, input="Tell me about the sky.", instructions="You are terse.", temperature=0.2
+    )
+    assert resp.object == "response" and resp.id.startswith("resp_")
+    assert resp.status == "completed" and resp.error is None and resp.model == MODEL
+    assert resp.instructions == "You are terse." and resp.temperature == 0.2
+    [item] = resp.output
+    assert item.type == "message" and item.role == "assistant" and item.status == "completed"
+    assert resp.output_text and item.content[0].type == "output_text"
+    assert resp.usage is not None and resp.usage.input_tokens > 0
+    assert resp.usage.total_tokens == resp.usage.input_tokens + resp.usage.output_tokens
+    [sent] = _chat_bodies(router)
+    assert sent["messages"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Tell me about the sky."},
+    ]
+    assert sent["options"]["temperature"] == 0.2
+
+
+async def test_stream_events_come_in_the_sdk_order_and_deltas_join_to_the_text(
+    router: Router,
+) -> None:
+    client = router.client()
+    whole = await client.responses.create(model=MODEL, input="Tell me about the sky.")
+    stream = await client.responses.create(model=MODEL, input="Tell me about the sky.", stream=True)
+    events = [event async for event in stream]
+    assert _collapse([e.type for e in events]) == TEXT_EVENTS
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    final = events[-1].response
+    assert deltas == final.output_text == whole.output_text
+    assert final.status == "completed" and final.usage is not None
+    assert final.usage.output_tokens == whole.usage.output_tokens  # type: ignore[union-attr]
+    heads = {"response.created", "response.in_progress", "response.completed"}
+    assert {e.response.id for e in events if e.type in heads} == {final.id}
+
+
+async def test_stream_helper_gets_the_final_response(router: Router) -> None:
+    async with router.client().responses.stream(model=MODEL, input="Hello there") as stream:
+        texts = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+        final = await stream.get_final_response()
+    assert "".join(texts) == final.output_text and final.output_text
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["gathered", "streamed"])
+async def test_function_call_round_trip_through_function_call_output(
+    router: Router, stream: bool
+) -> None:
+    client = router.client()
+    question = {"role": "user", "content": "Use get_weather for Tokyo."}
+    if stream:
+        events = [
+            e
+            async for e in await client.responses.create(
+                model=MODEL, input=[question], tools=[WEATHER], stream=True
+            )
+        ]
+        assert _collapse([e.type for e in events]) == [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+        output = events[-1].response.output
+    else:
+        output = (
+            await client.responses.create(model=MODEL, input=[question], tools=[WEATHER])
+        ).output
+    [call] = output
+    assert call.type == "function_call" and call.name == "get_weather"
+    assert call.call_id and set(json.loads(call.arguments)) == {"city"}
+    result = {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 21 C"}
+    replay = [question, call.model_dump(exclude_none=True), result]
+    answer = await client.responses.create(model=MODEL, input=replay, tools=[WEATHER])
+    assert [item.type for item in answer.output] == ["message"] and answer.output_text
+    sent = _chat_bodies(router)[-1]["messages"]
+    assert sent[1]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert sent[2]["role"] == "tool" and sent[2]["content"] == "Sunny, 21 C"
+
+
+async def test_text_format_json_schema_reaches_the_node_as_format(router: Router) -> None:
+    resp = await router.client().responses.create(
+        model=MODEL,
+        input="Name a city.",
+        text={"format": {"type": "json_schema", "name": "city", "schema": CITY_SCHEMA}},
+    )
+    assert _chat_bodies(router)[-1]["format"] == CITY_SCHEMA
+    answer = json.loads(resp.output_text)
+    assert isinstance(answer["city"], str) and isinstance(answer["population"], int)
+    assert resp.text is not None and resp.text.format.type == "json_schema"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("previous_response_id", "resp_123"), ("store", True)],
+    ids=["previous_response_id", "store"],
+)
+async def test_stateful_fields_are_a_400_that_says_the_router_is_stateless(
+    router: Router, field: str, value: object
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        await router.client().responses.create(model=MODEL, input="hi", **{field: value})
+    assert info.value.param == field and "stateless" in info.value.message
+    assert not _chat_bodies(router)  # refused before any node was asked
+
+
+async def test_store_false_is_fine(router: Router) -> None:
+    resp = await router.client().responses.create(model=MODEL, input="hi", store=False)
+    assert resp.status == "completed"
+
+
+async def test_unknown_model_is_not_found(router: Router) -> None:
+    with pytest.raises(openai.NotFoundError) as info:
+        await router.client().responses.create(model="ollama/nope", input="hi")
+    assert info.value.code == "model_not_found"
+
+
+async def test_a_busy_node_fails_over_like_chat(router: Router) -> None:
+    router.nodes["node-a"].faults.mode = "busy"
+    for _ in range(4):  # whichever node is chosen first, every request is answered
+        assert (await router.client().responses.create(model=MODEL, input="hi")).output_text
+    assert router.nodes["node-b"].stats.requests["/api/chat"] == 4
+
+
+async def test_a_stream_that_dies_mid_way_raises_api_error(router: Router) -> None:
+    for node in router.nodes.values():
+        node.faults.die_after_tokens = 2
+    stream = await router.client().responses.create(model=MODEL, input="hi", stream=True)
+    seen: list[str] = []
+    with pytest.raises(openai.APIError) as info:
+        async for event in stream:
+            seen.append(event.type)
+    assert "failed" in info.value.message
+    assert "response.output_text.delta" in seen and "response.completed" not in seen
+
+
+async def test_max_output_tokens_makes_an_incomplete_response(
+    make_router: RouterFactory,
+) -> None:
+    router = await make_router({"node-a": EmulatorConfig(models=("llama3",))})
+    resp = await router.client().responses.create(model=MODEL, input="hi", max_output_tokens=3)
+    assert resp.status == "incomplete" and resp.incomplete_details is not None
+    assert resp.incomplete_details.reason == "max_output_tokens"
+    assert resp.usage is not None and resp.usage.output_tokens == 3
+    assert _chat_bodies(router)[-1]["options"]["num_predict"] == 3

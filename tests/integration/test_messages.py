@@ -1,0 +1,259 @@
+"""The Anthropic Messages API (`POST /v1/messages`, `/v1/messages/count_tokens`) through the
+official `anthropic` SDK: answers, streams, tool use, both ways of sending the key, and errors
+in Anthropic's envelope as the SDK's own exception classes (issue 13)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import anthropic
+import pytest
+from anthropic import AsyncAnthropic
+
+from router.api.auth import digest, new_key
+from router.config import ApiKeyConfig
+from tests.conftest import Router, RouterFactory
+
+MODEL = "ollama/llama3"
+QUESTION = [{"role": "user", "content": "Tell me about the sky."}]
+WEATHER: Any = {
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+
+
+def _client(router: Router, **kw: Any) -> AsyncAnthropic:
+    if "api_key" not in kw and "auth_token" not in kw:
+        kw["api_key"] = router.key
+    return AsyncAnthropic(base_url=router.url, max_retries=0, **kw)
+
+
+def _chat_bodies(router: Router) -> list[dict[str, Any]]:
+    return [b for n in router.nodes.values() for b in n.stats.bodies if "messages" in b]
+
+
+@pytest.fixture
+async def claude(router: Router) -> Any:
+    async with _client(router) as client:
+        yield client
+
+
+async def test_create_with_a_system_prompt(router: Router, claude: AsyncAnthropic) -> None:
+    # This SDK (2.17) has no sampling parameters any more; older ones and raw clients send them.
+    msg = await claude.messages.create(
+        model=MODEL,
+        max_tokens=64,
+        system="You are terse.",
+        messages=QUESTION,
+        stop_sequences=["zebra"],
+        extra_body={"temperature": 0.5, "top_p": 0.9, "top_k": 20},
+    )
+    assert msg.type == "message" and msg.role == "assistant" and msg.id.startswith("msg_")
+    assert msg.model == MODEL and msg.stop_reason == "end_turn" and msg.stop_sequence is None
+    [block] = msg.content
+    assert block.type == "text" and block.text
+    assert msg.usage.input_tokens > 0 and msg.usage.output_tokens > 0
+    [sent] = _chat_bodies(router)
+    assert sent["messages"][0] == {"role": "system", "content": "You are terse."}
+    assert sent["options"] == {
+        "num_predict": 64,
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "top_k": 20,
+        "stop": ["zebra"],
+    }
+
+
+async def test_max_tokens_stops_with_max_tokens(claude: AsyncAnthropic) -> None:
+    msg = await claude.messages.create(model=MODEL, max_tokens=3, messages=QUESTION)
+    assert msg.stop_reason == "max_tokens" and msg.usage.output_tokens == 3
+
+
+async def test_stream_text_joined_equals_the_final_message(claude: AsyncAnthropic) -> None:
+    whole = await claude.messages.create(model=MODEL, max_tokens=64, messages=QUESTION)
+    async with claude.messages.stream(model=MODEL, max_tokens=64, messages=QUESTION) as stream:
+        text = "".join([t async for t in stream.text_stream])
+        final = await stream.get_final_message()
+    [block] = final.content
+    assert block.type == "text" and text == block.text == whole.content[0].text
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens == whole.usage.output_tokens
+    assert final.usage.input_tokens == whole.usage.input_tokens
+
+
+async def test_raw_stream_has_event_lines_in_anthropic_order(
+    router: Router, http: aiohttp.ClientSession
+) -> None:
+    body = {"model": MODEL, "max_tokens": 16, "messages": QUESTION, "stream": True}
+    headers = {"x-api-key": router.key, "anthropic-version": "2023-06-01"}
+    async with http.post(router.url + "/v1/messages", json=body, headers=headers) as resp:
+        assert resp.status == 200 and resp.content_type == "text/event-stream"
+        raw = (await resp.read()).decode()
+    names = [line[7:] for line in raw.splitlines() if line.startswith("event: ")]
+    collapsed = [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n]
+    assert collapsed == [
+        "message_start",
+        "ping",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert "[DONE]" not in raw
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["gathered", "streamed"])
+async def test_tool_use_then_tool_result_round_trip(
+    router: Router, claude: AsyncAnthropic, stream: bool
+) -> None:
+    first: Any
+    ask: list[Any] = [{"role": "user", "content": "Use get_weather for Tokyo."}]
+    if stream:
+        async with claude.messages.stream(
+            model=MODEL, max_tokens=64, messages=ask, tools=[WEATHER]
+        ) as s:
+            first = await s.get_final_message()
+    else:
+        first = await claude.messages.create(
+            model=MODEL, max_tokens=64, messages=ask, tools=[WEATHER]
+        )
+    assert first.stop_reason == "tool_use"
+    [use] = [b for b in first.content if b.type == "tool_use"]
+    assert use.name == "get_weather" and set(use.input) == {"city"}
+    turns = [
+        *ask,
+        {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "Sunny"}],
+        },
+    ]
+    answer = await claude.messages.create(
+        model=MODEL, max_tokens=64, messages=turns, tools=[WEATHER]
+    )
+    assert answer.stop_reason == "end_turn" and [b.type for b in answer.content] == ["text"]
+    sent = _chat_bodies(router)[-1]["messages"]
+    assert sent[1]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert sent[2] == {
+        "role": "tool",
+        "content": "Sunny",
+        "tool_call_id": use.id,
+        "tool_name": "get_weather",
+    }
+
+
+async def test_bearer_auth_token_works(router: Router) -> None:
+    async with _client(router, auth_token=router.key) as client:
+        msg = await client.messages.create(model=MODEL, max_tokens=8, messages=QUESTION)
+    assert msg.content
+
+
+async def test_x_api_key_header_works(router: Router, http: aiohttp.ClientSession) -> None:
+    body = {"model": MODEL, "max_tokens": 8, "messages": QUESTION}
+    headers = {"x-api-key": router.key, "anthropic-version": "2023-06-01"}
+    async with http.post(router.url + "/v1/messages", json=body, headers=headers) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["type"] == "message"
+    # The SDK with only an x-api-key header (as the repo's SDK and Claude-style clients send).
+    async with AsyncAnthropic(
+        base_url=router.url, api_key=None, default_headers={"X-Api-Key": router.key}
+    ) as client:
+        assert (await client.messages.create(model=MODEL, max_tokens=8, messages=QUESTION)).id
+
+
+@pytest.mark.parametrize("how", ["api_key", "auth_token"])
+async def test_a_bad_key_is_an_authentication_error(router: Router, how: str) -> None:
+    async with _client(router, **{how: new_key()}) as client:
+        with pytest.raises(anthropic.AuthenticationError) as info:
+            await client.messages.create(model=MODEL, max_tokens=8, messages=QUESTION)
+    assert info.value.status_code == 401
+    assert info.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+
+
+async def test_unknown_model_is_not_found(claude: AsyncAnthropic) -> None:
+    with pytest.raises(anthropic.NotFoundError) as info:
+        await claude.messages.create(model="ollama/nope", max_tokens=8, messages=QUESTION)
+    body = info.value.body
+    assert body["type"] == "error" and body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    assert "ollama/nope" in body["error"]["message"]  # type: ignore[index]
+
+
+async def test_a_bad_request_is_a_bad_request_error(claude: AsyncAnthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as info:
+        await claude.messages.create(model=MODEL, max_tokens=0, messages=QUESTION)
+    assert info.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+async def test_every_node_busy_is_a_503_the_sdk_knows(
+    router: Router, claude: AsyncAnthropic
+) -> None:
+    for node in router.nodes.values():
+        node.faults.mode = "busy"
+    with pytest.raises(anthropic.InternalServerError) as info:
+        await claude.messages.create(model=MODEL, max_tokens=8, messages=QUESTION)
+    assert info.value.status_code == 503
+    assert info.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+
+
+async def test_a_stream_that_dies_mid_way_raises(router: Router, claude: AsyncAnthropic) -> None:
+    for node in router.nodes.values():
+        node.faults.die_after_tokens = 2
+    with pytest.raises(anthropic.APIStatusError) as info:
+        async with claude.messages.stream(model=MODEL, max_tokens=64, messages=QUESTION) as s:
+            _ = [t async for t in s.text_stream]
+    assert "failed" in str(info.value.message)
+
+
+async def test_count_tokens_is_the_nodes_own_count(router: Router, claude: AsyncAnthropic) -> None:
+    counted = await claude.messages.count_tokens(
+        model=MODEL, system="You are terse.", messages=QUESTION
+    )
+    msg = await claude.messages.create(
+        model=MODEL, max_tokens=8, system="You are terse.", messages=QUESTION
+    )
+    assert counted.input_tokens == msg.usage.input_tokens > 0
+    assert _chat_bodies(router)[0]["options"]["num_predict"] == 1
+
+
+async def test_a_wrong_x_api_key_is_a_401_in_anthropics_envelope(
+    router: Router, http: aiohttp.ClientSession
+) -> None:
+    body = {"model": MODEL, "max_tokens": 8, "messages": QUESTION}
+    async with http.post(
+        router.url + "/v1/messages", json=body, headers={"x-api-key": new_key()}
+    ) as resp:
+        assert resp.status == 401
+        error = await resp.json()
+    assert error["type"] == "error" and error["error"]["type"] == "authentication_error"
+
+
+async def test_a_key_over_its_rate_limit_is_a_rate_limit_error(
+    make_router: RouterFactory,
+) -> None:
+    key = new_key()
+    router = await make_router(extra_keys=[ApiKeyConfig("one-a-minute", digest(key), rpm=1)])
+    async with _client(router, api_key=key) as client:
+        assert (await client.messages.create(model=MODEL, max_tokens=8, messages=QUESTION)).id
+        with pytest.raises(anthropic.RateLimitError) as info:
+            await client.messages.create(model=MODEL, max_tokens=8, messages=QUESTION)
+    assert info.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert info.value.response.headers["Retry-After"]
+
+
+async def test_a_key_without_the_model_in_its_allowlist_gets_not_found(
+    make_router: RouterFactory,
+) -> None:
+    key = new_key()
+    entry = ApiKeyConfig("mistral-only", digest(key), models=("ollama/mistral",))
+    router = await make_router(extra_keys=[entry])
+    async with _client(router, api_key=key) as client:
+        with pytest.raises(anthropic.NotFoundError):
+            await client.messages.create(model=MODEL, max_tokens=8, messages=QUESTION)
+    assert not _chat_bodies(router)

@@ -13,7 +13,7 @@ from anthropic import AsyncAnthropic
 
 from router.api.auth import digest, new_key
 from router.config import ApiKeyConfig
-from tests.conftest import Router, RouterFactory
+from tests.conftest import Router, RouterFactory, wait_until
 
 MODEL = "ollama/llama3"
 QUESTION = [{"role": "user", "content": "Tell me about the sky."}]
@@ -87,12 +87,13 @@ async def test_stream_text_joined_equals_the_final_message(claude: AsyncAnthropi
     assert final.usage.input_tokens == whole.usage.input_tokens
 
 
+@pytest.mark.parametrize("path", ["/v1/messages", "/messages"], ids=["v1", "root"])
 async def test_raw_stream_has_event_lines_in_anthropic_order(
-    router: Router, http: aiohttp.ClientSession
+    router: Router, http: aiohttp.ClientSession, path: str
 ) -> None:
     body = {"model": MODEL, "max_tokens": 16, "messages": QUESTION, "stream": True}
     headers = {"x-api-key": router.key, "anthropic-version": "2023-06-01"}
-    async with http.post(router.url + "/v1/messages", json=body, headers=headers) as resp:
+    async with http.post(router.url + path, json=body, headers=headers) as resp:
         assert resp.status == 200 and resp.content_type == "text/event-stream"
         raw = (await resp.read()).decode()
     names = [line[7:] for line in raw.splitlines() if line.startswith("event: ")]
@@ -257,3 +258,21 @@ async def test_a_key_without_the_model_in_its_allowlist_gets_not_found(
         with pytest.raises(anthropic.NotFoundError):
             await client.messages.create(model=MODEL, max_tokens=8, messages=QUESTION)
     assert not _chat_bodies(router)
+
+
+async def test_requests_are_counted_with_the_messages_api_label(
+    router: Router, claude: AsyncAnthropic
+) -> None:
+    await claude.messages.create(model=MODEL, max_tokens=8, messages=QUESTION)
+    await claude.messages.count_tokens(model=MODEL, messages=QUESTION)
+    with pytest.raises(anthropic.NotFoundError):
+        await claude.messages.create(model="ollama/nope", max_tokens=8, messages=QUESTION)
+    registry = router.state.metrics.registry
+
+    def count(endpoint: str, model: str, status: str) -> float | None:
+        labels = {"endpoint": endpoint, "api": "messages", "model": model, "status_code": status}
+        return registry.get_sample_value("jarvis_requests_total", labels)
+
+    await wait_until(lambda: count("/messages", "unknown", "404") == 1)
+    assert count("/messages", MODEL, "200") == 1
+    assert count("/messages/count_tokens", MODEL, "200") == 1

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from router.emulator import EmulatorConfig
-from tests.conftest import Router, RouterFactory
+from tests.conftest import Router, RouterFactory, wait_until
 
 MODEL = "ollama/llama3"
 WEATHER: Any = {
@@ -203,3 +203,20 @@ async def test_max_output_tokens_makes_an_incomplete_response(
     assert resp.incomplete_details.reason == "max_output_tokens"
     assert resp.usage is not None and resp.usage.output_tokens == 3
     assert _chat_bodies(router)[-1]["options"]["num_predict"] == 3
+
+
+async def test_requests_are_counted_with_the_responses_api_label(router: Router) -> None:
+    client = router.client()
+    await client.responses.create(model=MODEL, input="hi")
+    _ = [e async for e in await client.responses.create(model=MODEL, input="hi", stream=True)]
+    await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    registry = router.state.metrics.registry
+
+    def count(endpoint: str, api: str) -> float | None:
+        labels = {"endpoint": endpoint, "api": api, "model": MODEL, "status_code": "200"}
+        return registry.get_sample_value("jarvis_requests_total", labels)
+
+    await wait_until(lambda: count("/chat/completions", "chat") == 1)
+    assert count("/responses", "responses") == 2
+    duration = {"endpoint": "/responses", "api": "responses", "model": MODEL}
+    assert registry.get_sample_value("jarvis_request_duration_seconds_count", duration) == 2

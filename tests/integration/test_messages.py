@@ -12,7 +12,8 @@ import pytest
 from anthropic import AsyncAnthropic
 
 from router.api.auth import digest, new_key
-from router.config import ApiKeyConfig
+from router.config import ApiKeyConfig, RoutingConfig
+from router.emulator import EmulatorConfig
 from tests.conftest import Router, RouterFactory, wait_until
 
 MODEL = "ollama/llama3"
@@ -276,3 +277,31 @@ async def test_requests_are_counted_with_the_messages_api_label(
     await wait_until(lambda: count("/messages", "unknown", "404") == 1)
     assert count("/messages", MODEL, "200") == 1
     assert count("/messages/count_tokens", MODEL, "200") == 1
+
+
+async def test_turns_of_one_conversation_stay_on_one_node_with_affinity(
+    make_router: RouterFactory,
+) -> None:
+    node = EmulatorConfig(models=("llama3",))
+    router = await make_router(
+        {"a": node, "b": node, "c": node}, routing=RoutingConfig(affinity=True)
+    )
+    async with _client(router) as client:
+        for n in range(3):
+            history: list[Any] = [{"role": "user", "content": f"Conversation {n}: hello."}]
+            for turn in range(3):
+                msg = await client.messages.create(
+                    model=MODEL, max_tokens=8, system=f"You are assistant {n}.", messages=history
+                )
+                history += [
+                    {"role": "assistant", "content": msg.content},
+                    {"role": "user", "content": f"Turn {turn}, go on."},
+                ]
+    for n in range(3):
+        served = {
+            name
+            for name, emulated in router.nodes.items()
+            for body in emulated.stats.bodies
+            if body.get("messages", [{}])[0].get("content") == f"You are assistant {n}."
+        }
+        assert len(served) == 1, (n, served)

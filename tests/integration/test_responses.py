@@ -10,6 +10,7 @@ from typing import Any
 import openai
 import pytest
 
+from router.config import RoutingConfig
 from router.emulator import EmulatorConfig
 from tests.conftest import Router, RouterFactory, wait_until
 
@@ -220,3 +221,31 @@ async def test_requests_are_counted_with_the_responses_api_label(router: Router)
     assert count("/responses", "responses") == 2
     duration = {"endpoint": "/responses", "api": "responses", "model": MODEL}
     assert registry.get_sample_value("jarvis_request_duration_seconds_count", duration) == 2
+
+
+async def test_turns_of_one_conversation_stay_on_one_node_with_affinity(
+    make_router: RouterFactory,
+) -> None:
+    node = EmulatorConfig(models=("llama3",))
+    router = await make_router(
+        {"a": node, "b": node, "c": node}, routing=RoutingConfig(affinity=True)
+    )
+    client = router.client()
+    for n in range(3):
+        history: list[Any] = [{"role": "user", "content": f"Conversation {n}: hello."}]
+        for turn in range(3):
+            resp = await client.responses.create(
+                model=MODEL, input=history, instructions=f"You are assistant {n}."
+            )
+            history += [
+                {"role": "assistant", "content": resp.output_text},
+                {"role": "user", "content": f"Turn {turn}, go on."},
+            ]
+    for n in range(3):
+        served = {
+            name
+            for name, emulated in router.nodes.items()
+            for body in emulated.stats.bodies
+            if body.get("messages", [{}])[0].get("content") == f"You are assistant {n}."
+        }
+        assert len(served) == 1, (n, served)

@@ -284,7 +284,9 @@ async def test_turns_of_one_conversation_stay_on_one_node_with_affinity(
 ) -> None:
     node = EmulatorConfig(models=("llama3",))
     router = await make_router(
-        {"a": node, "b": node, "c": node}, routing=RoutingConfig(affinity=True)
+        {"a": node, "b": node, "c": node},
+        # Round robin would spread the turns; only affinity keeps them together.
+        routing=RoutingConfig(strategy="round_robin", affinity=True),
     )
     async with _client(router) as client:
         for n in range(3):

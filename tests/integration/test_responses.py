@@ -228,7 +228,9 @@ async def test_turns_of_one_conversation_stay_on_one_node_with_affinity(
 ) -> None:
     node = EmulatorConfig(models=("llama3",))
     router = await make_router(
-        {"a": node, "b": node, "c": node}, routing=RoutingConfig(affinity=True)
+        {"a": node, "b": node, "c": node},
+        # Round robin would spread the turns; only affinity keeps them together.
+        routing=RoutingConfig(strategy="round_robin", affinity=True),
     )
     client = router.client()
     for n in range(3):
@@ -249,3 +251,193 @@ async def test_turns_of_one_conversation_stay_on_one_node_with_affinity(
             if body.get("messages", [{}])[0].get("content") == f"You are assistant {n}."
         }
         assert len(served) == 1, (n, served)
+
+
+IMAGE = "iVBORw0KGgo="  # base64, as Ollama takes images
+
+
+async def test_input_items_become_native_messages(router: Router) -> None:
+    items: Any = [
+        {"role": "developer", "content": "Be brief."},
+        {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "What is in"},
+                {"type": "input_text", "text": "this picture?"},
+                {"type": "input_image", "image_url": f"data:image/png;base64,{IMAGE}"},
+            ],
+        },
+        {"type": "reasoning", "id": "rs_1", "summary": [], "content": [
+            {"type": "reasoning_text", "text": "A small image."}
+        ]},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "A dot."}]},
+        {"role": "user", "content": "And now?"},
+    ]  # fmt: skip
+    await router.client().responses.create(model=MODEL, input=items)
+    assert _chat_bodies(router)[-1]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is in\nthis picture?", "images": [IMAGE]},
+        {"role": "assistant", "content": "A dot.", "thinking": "A small image."},
+        {"role": "user", "content": "And now?"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "param"),
+    [
+        ({"conversation": "conv_1"}, "conversation"),
+        ({"background": True}, "background"),
+        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
+            "input[0].content[0].type",
+        ),
+        (
+            {
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "input_image", "image_url": "https://x/y.png"}],
+                    }
+                ]
+            },
+            "input[0].content[0].image_url",
+        ),
+        ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"tool_choice": {"type": "function", "name": "nope"}, "tools": [WEATHER]}, "tool_choice"),
+        ({"temperature": 3}, "temperature"),
+        ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema"),
+    ],
+    ids=[
+        "conversation",
+        "background",
+        "item_reference",
+        "input_file",
+        "image-url-not-data",
+        "hosted-tool",
+        "tool_choice-unknown-function",
+        "temperature-range",
+        "json_schema-without-schema",
+    ],
+)
+async def test_what_the_router_cannot_do_is_a_400_naming_the_field(
+    router: Router, changes: dict[str, Any], param: str
+) -> None:
+    body: dict[str, Any] = {"model": MODEL, "input": "hi", **changes}
+    with pytest.raises(openai.BadRequestError) as info:
+        await router.client().responses.create(**body)
+    assert info.value.param == param
+    assert not _chat_bodies(router)
+
+
+SEARCH: Any = {**WEATHER, "name": "search_web", "description": "Search."}
+
+
+@pytest.mark.parametrize(
+    ("choice", "offered"),
+    [
+        ("auto", ["get_weather", "search_web"]),
+        ("required", ["get_weather", "search_web"]),
+        ("none", []),
+        ({"type": "function", "name": "search_web"}, ["search_web"]),
+        (
+            {
+                "type": "allowed_tools",
+                "mode": "auto",
+                "tools": [{"type": "function", "name": "get_weather"}],
+            },
+            ["get_weather"],
+        ),
+    ],
+    ids=["auto", "required", "none", "named", "allowed_tools"],
+)
+async def test_tool_choice_narrows_the_tools_the_node_is_offered(
+    router: Router, choice: Any, offered: list[str]
+) -> None:
+    resp = await router.client().responses.create(
+        model=MODEL, input="What now?", tools=[WEATHER, SEARCH], tool_choice=choice
+    )
+    sent = _chat_bodies(router)[-1]
+    assert [t["function"]["name"] for t in sent.get("tools", [])] == offered
+    kinds = [item.type for item in resp.output]
+    assert kinds == (["message"] if not offered else ["function_call"])
+    assert resp.tool_choice == choice or resp.tool_choice.model_dump(exclude_none=True) == choice
+
+
+async def test_text_format_json_object_asks_the_node_for_json(router: Router) -> None:
+    resp = await router.client().responses.create(
+        model=MODEL, input="Answer in JSON.", text={"format": {"type": "json_object"}}
+    )
+    assert _chat_bodies(router)[-1]["format"] == "json"
+    assert isinstance(json.loads(resp.output_text), dict)
+
+
+async def test_request_fields_are_repeated_in_the_response(router: Router) -> None:
+    resp = await router.client().responses.create(
+        model=MODEL,
+        input="hi",
+        metadata={"team": "search"},
+        top_p=0.5,
+        parallel_tool_calls=False,
+        tools=[WEATHER],
+        tool_choice="none",
+        truncation="disabled",
+        user="alice",
+        include=[],
+        max_output_tokens=50,
+    )
+    assert resp.metadata == {"team": "search"} and resp.top_p == 0.5
+    assert resp.parallel_tool_calls is False and resp.tool_choice == "none"
+    assert [t.name for t in resp.tools] == ["get_weather"]
+    assert resp.truncation == "disabled" and resp.user == "alice"
+    assert resp.max_output_tokens == 50 and resp.previous_response_id is None
+    assert resp.temperature == 1.0  # OpenAI's default, sent to the node (not the Modelfile's)
+    assert _chat_bodies(router)[-1]["options"] == {
+        "temperature": 1.0,
+        "top_p": 0.5,
+        "num_predict": 50,
+    }
+
+
+THINKER = {"node-a": EmulatorConfig(models=("qwen3",))}
+
+
+@pytest.mark.parametrize(("effort", "think"), [("high", "high"), ("none", False), ("low", "low")])
+async def test_reasoning_effort_becomes_think(
+    make_router: RouterFactory, effort: Any, think: object
+) -> None:
+    router = await make_router(THINKER)
+    resp = await router.client().responses.create(
+        model="ollama/qwen3", input="Why is the sky blue?", reasoning={"effort": effort}
+    )
+    assert _chat_bodies(router)[-1]["think"] == think
+    kinds = [item.type for item in resp.output]
+    assert kinds == (["message"] if think is False else ["reasoning", "message"])
+    assert resp.reasoning is not None and resp.reasoning.effort == effort
+
+
+async def test_thinking_is_a_reasoning_item_never_text(make_router: RouterFactory) -> None:
+    router = await make_router(THINKER)
+    client = router.client()
+    whole = await client.responses.create(model="ollama/qwen3", input="Why is the sky blue?")
+    reasoning, message = whole.output
+    assert reasoning.type == "reasoning" and message.type == "message"
+    thought = reasoning.content[0].text  # type: ignore[index]
+    assert thought and thought not in whole.output_text
+    events = [
+        e
+        async for e in await client.responses.create(
+            model="ollama/qwen3", input="Why is the sky blue?", stream=True
+        )
+    ]
+    types = _collapse([e.type for e in events])
+    assert types[2:6] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.reasoning_text.delta",
+        "response.reasoning_text.done",
+    ]
+    streamed = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    assert streamed == thought
+    assert [i.type for i in events[-1].response.output] == ["reasoning", "message"]

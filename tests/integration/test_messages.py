@@ -4,6 +4,7 @@ in Anthropic's envelope as the SDK's own exception classes (issue 13)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -307,3 +308,239 @@ async def test_turns_of_one_conversation_stay_on_one_node_with_affinity(
             if body.get("messages", [{}])[0].get("content") == f"You are assistant {n}."
         }
         assert len(served) == 1, (n, served)
+
+
+IMAGE = "iVBORw0KGgo="
+
+
+async def test_content_blocks_become_native_messages(
+    router: Router, claude: AsyncAnthropic
+) -> None:
+    turns: Any = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": IMAGE},
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "Look first.", "signature": "sig"},
+                {"type": "redacted_thinking", "data": "opaque"},
+                {"type": "text", "text": "Let me look."},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                 "input": {"city": "Oslo"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+                    {"type": "text", "text": "no such city"}
+                ], "is_error": True},
+                {"type": "text", "text": "Try again."},
+            ],
+        },
+    ]  # fmt: skip
+    await claude.messages.create(
+        model=MODEL,
+        max_tokens=8,
+        system=[{"type": "text", "text": "Be brief."}],
+        messages=turns,
+        tools=[WEATHER],
+    )
+    assert _chat_bodies(router)[-1]["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is this?", "images": [IMAGE]},
+        {
+            "role": "assistant",
+            "content": "Let me look.",
+            "thinking": "Look first.",
+            "tool_calls": [
+                {
+                    "id": "toolu_1",
+                    "function": {"name": "get_weather", "arguments": {"city": "Oslo"}},
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "content": "Error: no such city",
+            "tool_call_id": "toolu_1",
+            "tool_name": "get_weather",
+        },
+        {"role": "user", "content": "Try again."},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "where"),
+    [
+        ({"max_tokens": None}, "max_tokens"),
+        ({"messages": []}, "messages"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}
+                        ],
+                    }
+                ]
+            },
+            "messages.0.content.0.source",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "document", "source": {"type": "text", "data": "x"}}],
+                    }
+                ]
+            },
+            "messages.0.content.0.type",
+        ),
+        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0.type"),
+        ({"tool_choice": {"type": "tool", "name": "nope"}}, "tool_choice.name"),
+        ({"thinking": {"type": "sometimes"}}, "thinking.type"),
+    ],
+    ids=[
+        "no-max_tokens",
+        "no-messages",
+        "image-url",
+        "document",
+        "server-tool",
+        "tool_choice-unknown-tool",
+        "thinking-type",
+    ],
+)
+async def test_what_the_router_cannot_do_is_a_400_naming_the_field(
+    router: Router, http: aiohttp.ClientSession, changes: dict[str, Any], where: str
+) -> None:
+    body: dict[str, Any] = {"model": MODEL, "max_tokens": 8, "messages": QUESTION, **changes}
+    body = {k: v for k, v in body.items() if v is not None}
+    headers = {"x-api-key": router.key}
+    async with http.post(router.url + "/v1/messages", json=body, headers=headers) as resp:
+        assert resp.status == 400
+        error = await resp.json()
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["message"].startswith(f"{where}:")
+    assert not _chat_bodies(router)
+
+
+SEARCH: Any = {**WEATHER, "name": "search_web", "description": "Search."}
+
+
+@pytest.mark.parametrize(
+    ("choice", "offered"),
+    [
+        ({"type": "auto"}, ["get_weather", "search_web"]),
+        ({"type": "any"}, ["get_weather", "search_web"]),
+        ({"type": "none"}, []),
+        ({"type": "tool", "name": "search_web"}, ["search_web"]),
+    ],
+    ids=["auto", "any", "none", "tool"],
+)
+async def test_tool_choice_narrows_the_tools_the_node_is_offered(
+    router: Router, claude: AsyncAnthropic, choice: Any, offered: list[str]
+) -> None:
+    msg = await claude.messages.create(
+        model=MODEL,
+        max_tokens=32,
+        messages=[{"role": "user", "content": "What now?"}],
+        tools=[WEATHER, SEARCH],
+        tool_choice=choice,
+    )
+    sent = _chat_bodies(router)[-1]
+    assert [t["function"]["name"] for t in sent.get("tools", [])] == offered
+    assert msg.stop_reason == ("tool_use" if offered else "end_turn")
+
+
+THINKER = {"node-a": EmulatorConfig(models=("qwen3",))}
+
+
+@pytest.mark.parametrize(
+    ("extra", "think"),
+    [
+        ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, True),
+        ({"thinking": {"type": "disabled"}}, False),
+        ({"thinking": {"type": "adaptive"}}, None),
+        ({"output_config": {"effort": "low"}}, "low"),
+    ],
+    ids=["enabled", "disabled", "adaptive", "effort"],
+)
+async def test_thinking_settings_become_think(
+    make_router: RouterFactory, extra: dict[str, Any], think: object
+) -> None:
+    router = await make_router(THINKER)
+    async with _client(router) as client:
+        msg = await client.messages.create(
+            model="ollama/qwen3", max_tokens=64, messages=QUESTION, extra_body=extra
+        )
+    assert _chat_bodies(router)[-1].get("think") == think
+    kinds = [b.type for b in msg.content]
+    # A thinking model thinks unless told not to (Ollama's default when `think` is absent).
+    assert kinds == (["text"] if think is False else ["thinking", "text"])
+
+
+async def test_thinking_streams_as_thinking_deltas_before_the_text(
+    make_router: RouterFactory,
+) -> None:
+    router = await make_router(THINKER)
+    async with _client(router) as client:
+        whole = await client.messages.create(model="ollama/qwen3", max_tokens=64, messages=QUESTION)
+        async with client.messages.stream(
+            model="ollama/qwen3", max_tokens=64, messages=QUESTION
+        ) as stream:
+            deltas = [e.delta.type async for e in stream if e.type == "content_block_delta"]
+            final = await stream.get_final_message()
+    assert deltas[0] == "thinking_delta" and deltas[-1] == "text_delta"
+    thinking, text = final.content
+    assert thinking.type == "thinking" and text.type == "text"
+    assert thinking.thinking == whole.content[0].thinking
+    assert thinking.signature == ""  # Ollama's thinking is not signed
+    assert thinking.thinking not in text.text
+
+
+async def test_output_config_format_reaches_the_node_as_format(
+    router: Router, claude: AsyncAnthropic
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    msg = await claude.messages.create(
+        model=MODEL,
+        max_tokens=64,
+        messages=QUESTION,
+        extra_body={"output_config": {"format": {"type": "json_schema", "schema": schema}}},
+    )
+    assert _chat_bodies(router)[-1]["format"] == schema
+    assert set(json.loads(msg.content[0].text)) == {"city"}
+
+
+async def test_metadata_user_id_keeps_a_user_on_one_node(make_router: RouterFactory) -> None:
+    node = EmulatorConfig(models=("llama3",))
+    router = await make_router(
+        {"a": node, "b": node, "c": node},
+        # Round robin would spread the requests; only affinity keeps them together.
+        routing=RoutingConfig(strategy="round_robin", affinity=True),
+    )
+    async with _client(router) as client:
+        for n in range(4):
+            await client.messages.create(
+                model=MODEL,
+                max_tokens=8,
+                messages=[{"role": "user", "content": f"Question {n}"}],
+                metadata={"user_id": "alice"},
+            )
+    assert sorted(len(n.stats.bodies) for n in router.nodes.values()) == [0, 0, 4]

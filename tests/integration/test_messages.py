@@ -61,6 +61,7 @@ async def test_create_with_a_system_prompt(router: Router, claude: AsyncAnthropi
     [block] = msg.content
     assert block.type == "text" and block.text
     assert msg.usage.input_tokens > 0 and msg.usage.output_tokens > 0
+    assert msg.usage.cache_read_input_tokens == msg.usage.cache_creation_input_tokens == 0
     [sent] = _chat_bodies(router)
     assert sent["messages"][0] == {"role": "system", "content": "You are terse."}
     assert sent["options"] == {

@@ -441,3 +441,31 @@ async def test_thinking_is_a_reasoning_item_never_text(make_router: RouterFactor
     streamed = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
     assert streamed == thought
     assert [i.type for i in events[-1].response.output] == ["reasoning", "message"]
+
+
+async def test_user_keeps_a_user_on_one_node(make_router: RouterFactory) -> None:
+    node = EmulatorConfig(models=("llama3",))
+    router = await make_router(
+        {"a": node, "b": node, "c": node},
+        # Round robin would spread the requests; only affinity keeps them together.
+        routing=RoutingConfig(strategy="round_robin", affinity=True),
+    )
+    client = router.client()
+    for n in range(4):
+        await client.responses.create(model=MODEL, input=f"Question {n}", user="alice")
+    assert sorted(len(n.stats.bodies) for n in router.nodes.values()) == [0, 0, 4]
+
+
+async def test_fields_without_a_local_meaning_are_accepted_and_not_sent(router: Router) -> None:
+    resp = await router.client().responses.create(
+        model=MODEL,
+        input="hi",
+        include=["reasoning.encrypted_content"],
+        service_tier="auto",
+        prompt_cache_key="k",
+        safety_identifier="s",
+        stream_options={"include_obfuscation": False},
+        truncation="auto",
+    )
+    assert resp.status == "completed" and resp.truncation == "auto"
+    assert set(_chat_bodies(router)[-1]) == {"model", "messages", "stream", "options"}

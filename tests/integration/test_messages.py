@@ -321,7 +321,8 @@ async def test_content_blocks_become_native_messages(
         {
             "role": "user",
             "content": [
-                {"type": "text", "text": "What is this?"},
+                {"type": "text", "text": "What is"},
+                {"type": "text", "text": "this?"},
                 {
                     "type": "image",
                     "source": {"type": "base64", "media_type": "image/png", "data": IMAGE},
@@ -357,7 +358,7 @@ async def test_content_blocks_become_native_messages(
     )
     assert _chat_bodies(router)[-1]["messages"] == [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "What is this?", "images": [IMAGE]},
+        {"role": "user", "content": "What is\nthis?", "images": [IMAGE]},
         {
             "role": "assistant",
             "content": "Let me look.",

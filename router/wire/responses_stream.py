@@ -29,6 +29,10 @@ from router.wire.responses import (
 from router.wire.translate import Usage, usage_of
 
 _TEXT, _REASONING = "message", "reasoning"
+# Sequence numbers as bytes for the per-token path, where formatting one cost as much as the
+# rest of a delta event; later events of longer streams format theirs.
+_SEQ_CACHED = 4096
+_SEQ_BYTES = tuple(b"%d" % n for n in range(_SEQ_CACHED))
 
 
 def _frame(type_: str, body: dict[str, Any]) -> bytes:
@@ -143,7 +147,7 @@ class ResponsesStream:
     def feed_all(self, lines: list[dict[str, Any]], out: list[bytes]) -> None:
         """`feed` each line; a text line inside an open message costs one `orjson.dumps`
         (the open item's state is held in locals between such lines: the per-token path)."""
-        dumps, feed = orjson.dumps, self.feed
+        dumps, feed, numbers = orjson.dumps, self.feed, _SEQ_BYTES
         pieces, prefix, middle, seq = self._pieces, self._prefix, self._middle, self._seq
         for line in lines:
             message = line.get("message")
@@ -157,7 +161,8 @@ class ResponsesStream:
             content = message.get("content")
             if content:
                 pieces.append(content)
-                out += (prefix, b"%d" % seq, middle, dumps(content), b"}\n\n")
+                number = numbers[seq] if seq < _SEQ_CACHED else b"%d" % seq
+                out += (prefix, number, middle, dumps(content), b"}\n\n")
                 seq += 1
         self._seq = seq
 

@@ -546,3 +546,17 @@ async def test_metadata_user_id_keeps_a_user_on_one_node(make_router: RouterFact
                 metadata={"user_id": "alice"},
             )
     assert sorted(len(n.stats.bodies) for n in router.nodes.values()) == [0, 0, 4]
+
+
+async def test_thinking_asked_of_a_model_that_cannot_think_is_the_nodes_400(
+    claude: AsyncAnthropic,
+) -> None:
+    # The router does not read model capabilities yet, so it passes `think` on (README).
+    with pytest.raises(anthropic.BadRequestError) as info:
+        await claude.messages.create(
+            model=MODEL,
+            max_tokens=8,
+            messages=QUESTION,
+            extra_body={"thinking": {"type": "enabled", "budget_tokens": 1024}},
+        )
+    assert "does not support thinking" in info.value.body["error"]["message"]  # type: ignore[index]

@@ -469,3 +469,14 @@ async def test_fields_without_a_local_meaning_are_accepted_and_not_sent(router: 
     )
     assert resp.status == "completed" and resp.truncation == "auto"
     assert set(_chat_bodies(router)[-1]) == {"model", "messages", "stream", "options"}
+
+
+async def test_reasoning_asked_of_a_model_that_cannot_think_is_the_nodes_400(
+    router: Router,
+) -> None:
+    # The router does not read model capabilities yet, so it passes `think` on (README).
+    with pytest.raises(openai.BadRequestError) as info:
+        await router.client().responses.create(
+            model=MODEL, input="hi", reasoning={"effort": "high"}
+        )
+    assert "does not support thinking" in info.value.message

@@ -14,6 +14,9 @@ class RequestContext:
     request_id: str
     start: float
     endpoint: str = "other"
+    # The API a model request speaks (chat, completions, embeddings, responses, messages),
+    # set by its handler; "" for the rest. A metrics label and a log field.
+    api: str = ""
     key: ApiKeyConfig | None = None
     model: str | None = None  # as the client asked
     model_label: str = ""  # bounded: a model the fleet knows, else "unknown"

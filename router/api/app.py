@@ -17,7 +17,16 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from router.api import admin, edge, embeddings, handlers, policy, statuspage
+from router.api import (
+    admin,
+    edge,
+    embeddings,
+    handlers,
+    messages,
+    policy,
+    responses,
+    statuspage,
+)
 from router.api.auth import KeyRing
 from router.api.middleware import make_middleware
 from router.api.reload import RELOADER, Reloader
@@ -71,6 +80,11 @@ def create_app(
         app.router.add_post(f"{prefix}/chat/completions", handlers.chat_completions)
         app.router.add_post(f"{prefix}/completions", handlers.completions)
         app.router.add_post(f"{prefix}/embeddings", embeddings.embeddings)
+        app.router.add_post(f"{prefix}/responses", responses.responses)
+        # Anthropic's SDKs put /v1 in their paths, so their base URL is the root; a base URL
+        # that ends in /v1 reaches /v1/v1/messages, which stays a 404 as at Anthropic.
+        app.router.add_post(f"{prefix}/messages", messages.messages)
+        app.router.add_post(f"{prefix}/messages/count_tokens", messages.count_tokens)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
     app.router.add_get("/admin/nodes", admin.nodes)

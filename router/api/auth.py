@@ -1,7 +1,8 @@
 """API keys: stored and compared only as SHA-256 digests.
 
 A key is `jrv_` + 43 URL-safe random characters. The fleet file holds the key's digest, never
-the key; a presented key is hashed (once per distinct header, remembered in a small bounded
+the key; a presented key (`Authorization: Bearer …` or, as Anthropic's SDKs send it,
+`x-api-key: …`) is hashed (once per distinct header, remembered in a small bounded
 cache) and compared against every configured digest with `hmac.compare_digest`, so the time
 taken does not depend on which key (if any) matched.
 """
@@ -35,11 +36,13 @@ _DIGEST_CACHE = 1024
 class KeyRing:
     """The configured keys; immutable (a config reload builds a new ring)."""
 
-    __slots__ = ("_digests", "_entries")
+    __slots__ = ("_digests", "_entries", "_raw_digests")
 
     def __init__(self, keys: Iterable[ApiKeyConfig]) -> None:
         self._entries = tuple((bytes.fromhex(k.sha256), k) for k in keys)
+        # Two caches: a header value means one key as `Authorization` and another as `x-api-key`.
         self._digests: dict[str, bytes] = {}
+        self._raw_digests: dict[str, bytes] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -47,16 +50,30 @@ class KeyRing:
     def names(self) -> frozenset[str]:
         return frozenset(entry.name for _, entry in self._entries)
 
-    def authenticate(self, authorization: str | None) -> ApiKeyConfig | None:
-        """The key named by an `Authorization: Bearer …` header, or None."""
-        if not authorization or authorization[:7].lower() != _BEARER:
-            return None
-        presented = self._digests.get(authorization)
+    def authenticate(
+        self, authorization: str | None, api_key: str | None = None
+    ) -> ApiKeyConfig | None:
+        """The key named by an `Authorization: Bearer …` header, else by an `x-api-key` header
+        (the raw key, as Anthropic's SDKs send it), or None. A bearer key that is wrong is not
+        rescued by another header: credentials that disagree are refused."""
+        if authorization and authorization[:7].lower() == _BEARER:
+            return self._match(self._presented(self._digests, authorization, 7))
+        if api_key:
+            return self._match(self._presented(self._raw_digests, api_key, 0))
+        return None
+
+    @staticmethod
+    def _presented(cache: dict[str, bytes], header: str, start: int) -> bytes:
+        """The digest of the key in `header[start:]`, remembered per header value."""
+        presented = cache.get(header)
         if presented is None:
-            if len(self._digests) >= _DIGEST_CACHE:
-                self._digests.clear()
-            presented = hashlib.sha256(authorization[7:].strip().encode()).digest()
-            self._digests[authorization] = presented
+            if len(cache) >= _DIGEST_CACHE:
+                cache.clear()
+            presented = hashlib.sha256(header[start:].strip().encode()).digest()
+            cache[header] = presented
+        return presented
+
+    def _match(self, presented: bytes) -> ApiKeyConfig | None:
         found: ApiKeyConfig | None = None
         for stored, entry in self._entries:  # no early exit: constant time over the ring
             if hmac.compare_digest(stored, presented):

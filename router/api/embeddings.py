@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from router.api import edge
 from router.api.handlers import _json, _route_model
 from router.api.state import STATE, RouterState
 from router.api.together import all_of
@@ -28,7 +29,6 @@ from router.wire.embeddings import (
     parse_embeddings,
     split_batches,
 )
-from router.wire.openai import load_json
 
 # Inputs per span below which a batch is not split: one node embeds a small batch faster than
 # two round trips would.
@@ -46,7 +46,8 @@ def parts_for(count: int, nodes: int) -> int:
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
     state, ctx = request.app[STATE], request[CTX]
-    req = parse_embeddings(load_json(await request.read()))
+    ctx.api = "embeddings"
+    req = parse_embeddings(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
     dispatcher = state.dispatcher
     spans = split_batches(

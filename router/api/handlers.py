@@ -2,7 +2,9 @@
 
 Streams commit at `response.prepare()`: before it, any failure is an HTTP error (and failed
 over inside dispatch); after it, a failure is one SSE error event and the stream closes.
-Streamed and gathered answers both read a `upstream.generation.Generation`.
+Streamed and gathered answers both read a `upstream.generation.Generation`. `_route_model`,
+`_relay` (the one SSE loop, for every streamed API: it takes the API's encoder) and `_json`
+are shared with the handlers of the other APIs (`responses`, `messages`).
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from router.api import choices, policy
+from router.api import choices, edge, policy
 from router.api.state import STATE, RouterState
 from router.context import CTX, RequestContext
 from router.errors import ModelNotFound
@@ -29,13 +31,13 @@ from router.wire import sse
 from router.wire.openai import (
     ChatRequest,
     CompletionRequest,
-    load_json,
     parse_chat,
     parse_completion,
 )
 from router.wire.translate import (
     ChatStream,
     CompletionStream,
+    Usage,
     chat_completion,
     chat_payload,
     completion_payload,
@@ -46,6 +48,16 @@ from router.wire.translate import (
 JSON = "application/json"
 # Requests with the same session id prefer the node that served the conversation before.
 SESSION_HEADER = "X-Session-ID"
+
+
+class StreamEncoder(Protocol):
+    """Ollama lines → one API's stream (ChatStream, CompletionStream, ResponsesStream,
+    MessagesStream): what `_relay` needs, so every streamed API shares its one loop."""
+
+    def start(self) -> bytes: ...
+    def feed_all(self, lines: list[dict[str, Any]], out: list[bytes]) -> None: ...
+    def finish(self, done: dict[str, Any]) -> tuple[bytes, Usage]: ...
+    def error(self, message: str) -> bytes: ...
 
 
 def _json_object(data: object, status: int = 200) -> web.Response:
@@ -76,7 +88,8 @@ def _json(body: bytes, ctx: RequestContext, state: RouterState) -> web.Response:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     state, ctx = request.app[STATE], request[CTX]
-    req = parse_chat(load_json(await request.read()))
+    ctx.api = "chat"
+    req = parse_chat(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
     payload = chat_payload(req, model)
     ctx.max_tokens = req.sampling.max_tokens
@@ -98,7 +111,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def completions(request: web.Request) -> web.StreamResponse:
     state, ctx = request.app[STATE], request[CTX]
-    req = parse_completion(load_json(await request.read()))
+    ctx.api = "completions"
+    req = parse_completion(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
     payload = completion_payload(req, model)
     ctx.max_tokens = req.sampling.max_tokens
@@ -155,10 +169,11 @@ async def _relay(
     model: str,
     path: str,
     payload: bytes,
-    encoder: ChatStream | CompletionStream,
+    encoder: StreamEncoder,
 ) -> web.StreamResponse:
-    """Ollama NDJSON → OpenAI SSE, one write per read of whatever lines have arrived. Where
-    the generation (slot and node connection) ends, and what it records: `upstream.generation`."""
+    """Ollama NDJSON → the encoder's SSE, one write per read of whatever lines have arrived.
+    Where the generation (slot and node connection) ends, and what it records:
+    `upstream.generation`."""
     ctx.stream = True
     generation = Generation(state.dispatcher, ctx, model, path, payload)
     response = web.StreamResponse(headers={**sse.HEADERS, "X-Request-ID": ctx.request_id})
@@ -167,7 +182,7 @@ async def _relay(
         async with generation:  # fails over until a node's first line has arrived
             await response.prepare(request)  # the commit point: from here nothing is replayed
             ctx.status, ctx.committed = 200, True
-            start = encoder.start()  # the role chunk (chat) comes before any token
+            start = encoder.start()  # e.g. chat's role chunk, response.created, message_start
             if start:
                 out.append(start)
             async for lines in generation:
@@ -184,7 +199,7 @@ async def _relay(
     except UpstreamError as exc:  # after the commit: the node failed mid-stream
         ctx.error = exc.outcome.value
         # What arrived before the failure still goes out, then the error event.
-        error = sse.error_event(f"The stream failed: {exc.message}")
+        error = encoder.error(f"The stream failed: {exc.message}")
         await _write_quietly(response, b"".join(out) + error)
     except asyncio.CancelledError:  # the client left (aiohttp cancels the handler)
         _client_left(ctx)

@@ -1,10 +1,10 @@
 """The one middleware around every request, in this order:
 
 1. request context: take the client's `X-Request-ID` (or make one) and start the clock;
-2. auth: every API path needs a configured key (`/healthz`, `/readyz` and, unless
-   `metrics.require_key`, `/metrics` and `/status` are open; `/admin/*` then checks `admin`);
-   then the key's policy (`router.api.policy`): expiry, and its limits on requests that run a
-   model;
+2. auth: every API path needs a configured key, as `Authorization: Bearer` or `x-api-key`
+   (`/healthz`, `/readyz` and, unless `metrics.require_key`, `/metrics` and `/status` are
+   open; `/admin/*` then checks `admin`); then the key's policy (`router.api.policy`):
+   expiry, and its limits on requests that run a model;
 3. the error boundary: any `JarvisError` or aiohttp HTTP error becomes its answer in the
    envelope of the API called (`router.api.errors`); anything else is logged and becomes a 500
    that leaks nothing (only if no byte was sent);
@@ -38,6 +38,8 @@ from router.obs.logs import REQUEST_LOGGER, RequestLog, request_fields
 log = logging.getLogger(__name__)
 request_log = logging.getLogger(REQUEST_LOGGER)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Anthropic's SDKs send the key here (`anthropic-version` beside it is not checked).
+API_KEY = "x-api-key"
 _OPEN_PATHS = frozenset(("/healthz", "/readyz"))
 _OBSERVABILITY_PATHS = frozenset(("/metrics", "/status"))  # open unless metrics.require_key
 
@@ -115,7 +117,8 @@ async def _answer(
     """Auth, the handler, and the one error boundary: every failure becomes its answer."""
     try:
         if not _is_open(request.path, state):
-            ctx.key = state.keys.authenticate(request.headers.get("Authorization"))
+            headers = request.headers
+            ctx.key = state.keys.authenticate(headers.get("Authorization"), headers.get(API_KEY))
             if ctx.key is None:
                 raise Unauthorized(_auth_message(request))
         if request.body_exists:  # within the body timeout, its shape checked
@@ -136,9 +139,9 @@ async def _answer(
 
 
 def _auth_message(request: web.Request) -> str:
-    if "Authorization" not in request.headers:
+    if "Authorization" not in request.headers and API_KEY not in request.headers:
         return (
             "You didn't provide an API key. Send it in an Authorization header using "
-            "Bearer auth (Authorization: Bearer jrv_...)."
+            "Bearer auth (Authorization: Bearer jrv_...) or in an x-api-key header."
         )
     return "Incorrect API key provided."

@@ -89,6 +89,7 @@ def request_fields(ctx: RequestContext, end: float) -> dict[str, Any]:
         "request_id": ctx.request_id,
         "key_name": ctx.key.name if ctx.key is not None else None,
         "endpoint": ctx.endpoint,
+        "api": ctx.api or None,
         "model": ctx.model,
         "node": ctx.node,
         "attempts": ctx.attempts,

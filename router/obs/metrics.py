@@ -102,17 +102,17 @@ class Metrics:
         # key names), and prometheus-client's own lookup takes a lock and re-validates each
         # time (about 5 % of the router's CPU per request under load).
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self._routes: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._routes: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "jarvis_requests",
             "API requests answered",
-            ["endpoint", "model", "status_code"],
+            ["endpoint", "api", "model", "status_code"],
             registry=registry,
         )
         self.duration = Histogram(
             "jarvis_request_duration_seconds",
             "Time from request to the last byte of the answer",
-            ["endpoint", "model"],
+            ["endpoint", "api", "model"],
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
@@ -185,7 +185,7 @@ class Metrics:
     def observe(self, ctx: RequestContext, end: float) -> None:
         # A model the fleet does not know is "unknown": clients cannot mint label values.
         model = ctx.model_label or ("unknown" if ctx.model is not None else "")
-        requests, duration = self._per_route(ctx.endpoint, model, ctx.status)
+        requests, duration = self._per_route(ctx.endpoint, ctx.api, model, ctx.status)
         requests.inc()
         duration.observe(end - ctx.start)
         node = ctx.node
@@ -205,14 +205,14 @@ class Metrics:
                 window = self._token_rates[node] = RateWindow()
             window.add(end, ctx.completion_tokens)
 
-    def _per_route(self, endpoint: str, model: str, status: int) -> tuple[Any, Any]:
+    def _per_route(self, endpoint: str, api: str, model: str, status: int) -> tuple[Any, Any]:
         """The request counter and duration children for these labels, looked up once."""
-        key = (endpoint, model, status)
+        key = (endpoint, api, model, status)
         found = self._routes.get(key)
         if found is None:
             found = self._routes[key] = (
-                self.requests.labels(endpoint, model, str(status)),
-                self.duration.labels(endpoint, model),
+                self.requests.labels(endpoint, api, model, str(status)),
+                self.duration.labels(endpoint, api, model),
             )
         return found
 

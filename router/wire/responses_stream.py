@@ -29,6 +29,10 @@ from router.wire.responses import (
 from router.wire.translate import Usage, usage_of
 
 _TEXT, _REASONING = "message", "reasoning"
+# Sequence numbers as bytes for the per-token path, where formatting one cost as much as the
+# rest of a delta event; later events of longer streams format theirs.
+_SEQ_CACHED = 4096
+_SEQ_BYTES = tuple(b"%d" % n for n in range(_SEQ_CACHED))
 
 
 def _frame(type_: str, body: dict[str, Any]) -> bytes:
@@ -141,19 +145,26 @@ class ResponsesStream:
             self._calls(calls, out)
 
     def feed_all(self, lines: list[dict[str, Any]], out: list[bytes]) -> None:
-        """`feed` each line; a text line inside an open message costs one `orjson.dumps`."""
-        dumps, feed = orjson.dumps, self.feed
+        """`feed` each line; a text line inside an open message costs one `orjson.dumps`
+        (the open item's state is held in locals between such lines: the per-token path)."""
+        dumps, feed, numbers = orjson.dumps, self.feed, _SEQ_BYTES
+        pieces, prefix, middle, seq = self._pieces, self._prefix, self._middle, self._seq
         for line in lines:
             message = line.get("message")
             if type(message) is not dict:
                 continue
-            content = message.get("content")
             if self._open != _TEXT or message.get("thinking") or message.get("tool_calls"):
+                self._seq = seq
                 feed(line, out)
-            elif content:
-                self._pieces.append(content)
-                seq, self._seq = self._seq, self._seq + 1
-                out += (self._prefix, b"%d" % seq, self._middle, dumps(content), b"}\n\n")
+                pieces, prefix, middle, seq = self._pieces, self._prefix, self._middle, self._seq
+                continue
+            content = message.get("content")
+            if content:
+                pieces.append(content)
+                number = numbers[seq] if seq < _SEQ_CACHED else b"%d" % seq
+                out += (prefix, number, middle, dumps(content), b"}\n\n")
+                seq += 1
+        self._seq = seq
 
     def finish(self, done: dict[str, Any]) -> tuple[bytes, Usage]:
         """Close the open item and end with `response.completed` (or `.incomplete` when the

@@ -151,6 +151,10 @@ class _Stream:
     def _event(self, choices: bytes, extra: bytes = b"") -> bytes:
         return b"data: " + self._head + choices + extra + b"}\n\n"
 
+    def error(self, message: str) -> bytes:
+        """A failure after the stream began: one error event (the SDK raises `APIError`)."""
+        return sse.error_event(message)
+
     def _close(self, usage: Usage) -> bytes:
         tail = b""
         if self.include_usage:  # after the finish chunk, with empty choices (pitfall 20)

@@ -32,6 +32,7 @@ FIELDS = {
     "request_id",
     "key_name",
     "endpoint",
+    "api",
     "model",
     "node",
     "attempts",
@@ -82,7 +83,7 @@ async def test_one_json_line_per_request_with_every_field_and_no_secret(
     for line in (first, second, third):
         assert set(line) == FIELDS
         assert line["logger"] == REQUEST_LOGGER and line["key_name"] == "test"
-        assert line["endpoint"] == "/chat/completions"
+        assert line["endpoint"] == "/chat/completions" and line["api"] == "chat"
         text = orjson.dumps(line).decode()
         assert router.key not in text and PROMPT not in text
     assert first["request_id"] == "trace-42"

@@ -136,3 +136,55 @@ def test_a_key_presented_again_gets_the_same_answer_and_the_cache_stays_bounded(
         assert ring.authenticate(f"Bearer {new_key()}") is None
     assert len(ring._digests) <= 1024
     assert ring.authenticate(f"Bearer {TEAM_KEY}") is TEAM
+
+
+# `x-api-key` (Anthropic's SDKs): the raw key, no scheme. Bearer wins when it names a key.
+API_KEY = [
+    (None, TEAM_KEY, "team"),
+    (None, f"{TEAM_KEY} ", "team"),
+    (None, ADMIN_KEY, "root"),
+    (None, f"Bearer {TEAM_KEY}", None),  # not a header with a scheme
+    (None, "", None),
+    (None, OTHER_KEY, None),
+    (None, TEAM.sha256, None),
+    (f"Bearer {ADMIN_KEY}", TEAM_KEY, "root"),
+    (f"Bearer {OTHER_KEY}", TEAM_KEY, None),  # a wrong bearer is not rescued by x-api-key
+    (f"Basic {ADMIN_KEY}", TEAM_KEY, "team"),
+    (f"Bearer {TEAM_KEY}", OTHER_KEY, "team"),
+]
+
+
+@pytest.mark.parametrize(
+    ("authorization", "api_key", "expected"),
+    API_KEY,
+    ids=[
+        "x-api-key",
+        "x-api-key-trailing-space",
+        "x-api-key-admin",
+        "x-api-key-with-scheme",
+        "x-api-key-empty",
+        "x-api-key-unknown",
+        "x-api-key-digest",
+        "both-bearer-wins",
+        "bad-bearer-good-x-api-key",
+        "basic-scheme-then-x-api-key",
+        "good-bearer-bad-x-api-key",
+    ],
+)
+def test_authenticate_with_x_api_key(
+    authorization: str | None, api_key: str, expected: str | None
+) -> None:
+    found = RING.authenticate(authorization, api_key)
+    assert (found.name if found else None) == expected
+
+
+def test_the_same_text_in_either_header_is_remembered_apart() -> None:
+    ring = KeyRing([TEAM])
+    header = f"Bearer {TEAM_KEY}"
+    assert ring.authenticate(header) is TEAM
+    assert ring.authenticate(None, header) is None  # as x-api-key it is not the key
+    assert ring.authenticate(None, TEAM_KEY) is TEAM
+    assert ring.authenticate(TEAM_KEY) is None  # as Authorization it has no scheme
+    for _ in range(3000):
+        assert ring.authenticate(None, new_key()) is None
+    assert len(ring._raw_digests) <= 1024

@@ -810,3 +810,16 @@ def test_context_overflow_in_openai_words() -> None:
     assert "9100" in error.message
     assert "8192" in error.message
     assert context_overflow().message.startswith("Your input exceeds the context window")
+
+
+def test_sequence_numbers_stay_consecutive_in_a_long_stream() -> None:
+    """Past the numbers the per-token path keeps ready (responses_stream._SEQ_CACHED)."""
+    encoder = ResponsesStream(head(), ids())
+    out = [encoder.start()]
+    for _ in range(10):
+        encoder.feed_all([said(" tok")] * 500, out)
+    tail, _ = encoder.finish(done())
+    parsed = frames(b"".join(out) + tail)
+    assert [body["sequence_number"] for _, body in parsed] == list(range(len(parsed)))
+    assert len(parsed) > 5000
+    assert parsed[-1][1]["response"]["output"][0]["content"][0]["text"] == " tok" * 5000

@@ -91,6 +91,7 @@ def request_fields(ctx: RequestContext, end: float) -> dict[str, Any]:
         "endpoint": ctx.endpoint,
         "model": ctx.model,
         "node": ctx.node,
+        "served_model": ctx.served_model,
         "attempts": ctx.attempts,
         "stream": ctx.stream,
         "status": ctx.status,

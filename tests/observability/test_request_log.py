@@ -34,6 +34,7 @@ FIELDS = {
     "endpoint",
     "model",
     "node",
+    "served_model",
     "attempts",
     "stream",
     "status",

@@ -1,0 +1,217 @@
+"""The model catalog (issue #15): one public name over node models in order of preference,
+the options every request for it carries, no silent truncation, and the warm pool.
+
+Two nodes: `big` has llama3:70b, `small` has llama3:8b; `ollama/llama3` prefers the 70b.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import openai
+import orjson
+import pytest
+
+from router.api.auth import digest, new_key
+from router.config import ApiKeyConfig, ModelConfig
+from router.emulator import EmulatorConfig
+from tests.conftest import Router, RouterFactory, wait_until
+
+LLAMA3 = ModelConfig(
+    "llama3", ("llama3:70b", "llama3:8b"), num_ctx=8192, keep_alive="30m", hide_raw=False
+)
+HI = [{"role": "user", "content": "hi"}]
+
+
+async def _two_nodes(make_router: RouterFactory, **kw: Any) -> Router:
+    nodes = {
+        "big": EmulatorConfig(models=("llama3:70b",), tokens_per_second=kw.pop("tps", 0.0)),
+        "small": EmulatorConfig(models=("llama3:8b",)),
+    }
+    return await make_router(nodes, models=(LLAMA3,), **kw)
+
+
+def _chats(router: Router, node: str) -> list[dict[str, Any]]:
+    return [b for b in router.nodes[node].stats.bodies if "messages" in b]
+
+
+async def test_alias_lands_on_the_preferred_target_with_its_options(
+    make_router: RouterFactory,
+) -> None:
+    router = await _two_nodes(make_router)
+    raw = await router.client().chat.completions.with_raw_response.create(
+        model="ollama/llama3", messages=HI
+    )
+    reply = raw.parse()
+    assert reply.model == "ollama/llama3"  # what the client sent
+    assert raw.headers["x-jarvis-served-model"] == "llama3:70b"
+    [body] = _chats(router, "big")
+    assert body["model"] == "llama3:70b"
+    assert body["options"]["num_ctx"] == 8192
+    assert body["keep_alive"] == "30m"
+    assert body["truncate"] is False
+    assert _chats(router, "small") == []
+
+
+async def test_alias_spills_to_the_next_target_when_the_preferred_is_full(
+    make_router: RouterFactory,
+) -> None:
+    router = await _two_nodes(make_router, max_concurrency=1, tps=20.0)
+    client = router.client()
+    # A long answer holds the 70b node's only slot.
+    hold = asyncio.create_task(
+        client.chat.completions.create(model="ollama/llama3", messages=HI, max_tokens=40)
+    )
+    await wait_until(lambda: router.state.fleet.nodes["big"].in_flight == 1)
+    raw = await client.chat.completions.with_raw_response.create(
+        model="ollama/llama3", messages=HI, max_tokens=2
+    )
+    assert raw.headers["x-jarvis-served-model"] == "llama3:8b"
+    [body] = _chats(router, "small")
+    assert body["model"] == "llama3:8b"
+    assert body["options"]["num_ctx"] == 8192  # the entry's options on every target
+    await hold
+
+
+async def test_alias_spills_when_the_preferred_node_is_down(make_router: RouterFactory) -> None:
+    router = await _two_nodes(make_router)
+    await router.nodes["big"].kill()
+    await wait_until(lambda: not router.state.fleet.nodes["big"].healthy)
+    raw = await router.client().chat.completions.with_raw_response.create(
+        model="ollama/llama3", messages=HI
+    )
+    assert raw.parse().model == "ollama/llama3"
+    assert raw.headers["x-jarvis-served-model"] == "llama3:8b"
+
+
+async def test_an_over_long_prompt_is_context_length_exceeded(
+    make_router: RouterFactory,
+) -> None:
+    small = ModelConfig("tiny", ("llama3:70b", "llama3:8b"), num_ctx=64)
+    router = await make_router(
+        {
+            "big": EmulatorConfig(models=("llama3:70b",)),
+            "small": EmulatorConfig(models=("llama3:8b",)),
+        },
+        models=(small,),
+    )
+    long = [{"role": "user", "content": "word " * 500}]
+    with pytest.raises(openai.BadRequestError) as info:
+        await router.client().chat.completions.create(model="ollama/tiny", messages=long)
+    assert info.value.code == "context_length_exceeded"
+    assert "64 tokens" in info.value.message
+    assert info.value.param == "messages"
+    # No failover: one node saw it, and its slot is back.
+    assert len(_chats(router, "big")) == 1 and _chats(router, "small") == []
+    assert router.router_in_flight() == {"big": 0, "small": 0}
+    assert router.state.fleet.nodes["big"].healthy
+    breaker = router.state.fleet.nodes["big"].breaker
+    assert breaker is not None and breaker.consecutive_failures == 0
+
+
+async def test_min_loaded_keeps_the_model_loaded_without_requests(
+    make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    cold = EmulatorConfig(models=("mistral",), preloaded=False)
+    router = await make_router(
+        {"a": cold, "b": cold},
+        models=(ModelConfig("mistral", ("mistral",), num_ctx=2048, min_loaded=2),),
+    )
+
+    async def loaded(node: str) -> dict[str, int]:
+        async with http.get(router.nodes[node].url + "/api/ps") as resp:
+            body = orjson.loads(await resp.read())
+        return {m["name"]: m["context_length"] for m in body["models"]}
+
+    for name in ("a", "b"):
+        await wait_until(lambda n=name: bool(router.nodes[n].stats.bodies), timeout_s=5)
+    assert await loaded("a") == {"mistral:latest": 2048}
+    assert await loaded("b") == {"mistral:latest": 2048}
+    assert not any("messages" in b for n in router.nodes.values() for b in n.stats.bodies)
+    # A restarted node comes back empty; the next rounds load it there again.
+    await router.nodes["b"].restart()
+    await wait_until(lambda: router.state.fleet.nodes["b"].healthy, timeout_s=5)
+    deadline = asyncio.get_running_loop().time() + 8
+    while await loaded("b") != {"mistral:latest": 2048}:
+        assert asyncio.get_running_loop().time() < deadline, "not loaded again after a restart"
+        await asyncio.sleep(0.1)
+
+
+async def test_pull_through_the_admin_api_makes_a_model_routable(
+    make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    admin = new_key()
+    router = await make_router(
+        {"a": EmulatorConfig(models=("llama3",))},
+        extra_keys=(ApiKeyConfig("ops", digest(admin), admin=True),),
+    )
+    client = router.client()
+    with pytest.raises(openai.NotFoundError):
+        await client.chat.completions.create(model="ollama/qwen2.5:0.5b", messages=HI)
+    async with http.post(
+        router.url + "/admin/models/pull",
+        json={"node": "a", "model": "qwen2.5:0.5b"},
+        headers=router.headers(admin),
+    ) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "application/x-ndjson"
+        lines = [orjson.loads(line) for line in (await resp.read()).splitlines()]
+    assert lines[0]["status"] == "pulling manifest"
+    assert {"status": "success"} in lines
+    assert lines[-1] == {"status": "routable", "model": "ollama/qwen2.5:0.5b"}
+    reply = await client.chat.completions.create(model="ollama/qwen2.5:0.5b", messages=HI)
+    assert reply.model == "ollama/qwen2.5:0.5b"
+
+
+async def test_admin_load_and_unload(
+    make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    admin = new_key()
+    router = await make_router(
+        {"big": EmulatorConfig(models=("llama3:70b",), preloaded=False)},
+        models=(LLAMA3,),
+        extra_keys=(ApiKeyConfig("ops", digest(admin), admin=True),),
+    )
+    base = router.url + "/admin/models/ollama/llama3"
+    async with http.post(base + "/load?node=big", headers=router.headers(admin)) as resp:
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["node_model"] == "llama3:70b"
+    assert router.nodes["big"].stats.bodies[-1]["options"] == {"num_ctx": 8192}
+    async with http.get(router.nodes["big"].url + "/api/ps") as resp:
+        assert [m["context_length"] for m in (await resp.json())["models"]] == [8192]
+    async with http.get(router.url + "/admin/models", headers=router.headers(admin)) as resp:
+        [row] = [r for r in (await resp.json())["data"] if r["id"] == "ollama/llama3"]
+    assert row["installed"] == ["big:llama3:70b"]
+    assert row["loaded"] == [{"node": "big", "model": "llama3:70b", "context_length": 8192}]
+    async with http.post(base + "/unload?node=big", headers=router.headers(admin)) as resp:
+        assert resp.status == 200
+    assert router.nodes["big"].stats.bodies[-1]["keep_alive"] == 0
+    async with http.get(router.nodes["big"].url + "/api/ps") as resp:
+        assert (await resp.json())["models"] == []
+    async with http.post(base + "/load?node=nope", headers=router.headers(admin)) as resp:
+        assert resp.status == 404
+    async with http.post(base + "/load?node=big", headers=router.headers()) as resp:
+        assert resp.status == 403  # not an admin key
+
+
+async def test_models_list_public_names_and_facts(make_router: RouterFactory) -> None:
+    router = await _two_nodes(make_router)
+    models = {m.id: m for m in (await router.client().models.list()).data}
+    assert set(models) == {"ollama/llama3", "ollama/llama3:70b", "ollama/llama3:8b"}
+    llama3 = await router.client().models.retrieve("ollama/llama3")
+    extra = llama3.model_extra or {}
+    assert extra["context_length"] == 8192
+    assert "completion" in extra["capabilities"]
+    assert extra["targets"] == ["ollama/llama3:70b", "ollama/llama3:8b"]
+
+
+async def test_hide_raw_lists_only_the_public_name(make_router: RouterFactory) -> None:
+    hidden = ModelConfig("llama3", ("llama3:70b", "llama3:8b"), num_ctx=8192, hide_raw=True)
+    router = await make_router({"big": EmulatorConfig(models=("llama3:70b",))}, models=(hidden,))
+    ids = [m.id for m in (await router.client().models.list()).data]
+    assert ids == ["ollama/llama3"]
+    # Hidden from the list only: a request for the raw tag still runs.
+    reply = await router.client().chat.completions.create(model="ollama/llama3:70b", messages=HI)
+    assert reply.model == "ollama/llama3:70b"

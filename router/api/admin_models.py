@@ -174,3 +174,30 @@ def models_view(state: RouterState) -> dict[str, Any]:
 async def models(request: web.Request) -> web.StreamResponse:
     require_admin(request)
     return web.json_response(models_view(request.app[STATE]))
+
+
+# -- `jarvis-router status` and the status page: the same data as a table --------------------
+MODEL_COLUMNS = ("MODEL", "INSTALLED", "LOADED", "IN USE", "QUEUED")
+
+
+def model_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    loaded = ", ".join(
+        f"{item['node']}:{item['model']}"
+        + (f" ({item['context_length']})" if item["context_length"] else "")
+        for item in row["loaded"]
+    )
+    return (
+        row["id"],
+        ", ".join(row["installed"]) or "-",
+        loaded or "-",
+        str(row["in_use"]),
+        str(row["queued"]),
+    )
+
+
+def format_models(view: dict[str, Any]) -> str:
+    rows = [MODEL_COLUMNS, *(model_cells(r) for r in view["data"])]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(MODEL_COLUMNS))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )

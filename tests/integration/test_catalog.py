@@ -125,18 +125,19 @@ async def test_min_loaded_keeps_the_model_loaded_without_requests(
             body = orjson.loads(await resp.read())
         return {m["name"]: m["context_length"] for m in body["models"]}
 
-    for name in ("a", "b"):
-        await wait_until(lambda n=name: bool(router.nodes[n].stats.bodies), timeout_s=5)
-    assert await loaded("a") == {"mistral:latest": 2048}
-    assert await loaded("b") == {"mistral:latest": 2048}
+    async def until_loaded(node: str) -> None:
+        deadline = asyncio.get_running_loop().time() + 8
+        while await loaded(node) != {"mistral:latest": 2048}:
+            assert asyncio.get_running_loop().time() < deadline, f"{node}: not loaded"
+            await asyncio.sleep(0.05)
+
+    await until_loaded("a")
+    await until_loaded("b")
     assert not any("messages" in b for n in router.nodes.values() for b in n.stats.bodies)
     # A restarted node comes back empty; the next rounds load it there again.
     await router.nodes["b"].restart()
     await wait_until(lambda: router.state.fleet.nodes["b"].healthy, timeout_s=5)
-    deadline = asyncio.get_running_loop().time() + 8
-    while await loaded("b") != {"mistral:latest": 2048}:
-        assert asyncio.get_running_loop().time() < deadline, "not loaded again after a restart"
-        await asyncio.sleep(0.1)
+    await until_loaded("b")
 
 
 async def test_pull_through_the_admin_api_makes_a_model_routable(
@@ -215,3 +216,15 @@ async def test_hide_raw_lists_only_the_public_name(make_router: RouterFactory) -
     # Hidden from the list only: a request for the raw tag still runs.
     reply = await router.client().chat.completions.create(model="ollama/llama3:70b", messages=HI)
     assert reply.model == "ollama/llama3:70b"
+
+
+async def test_status_page_shows_models(
+    make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    router = await _two_nodes(make_router)
+    await router.client().chat.completions.create(model="ollama/llama3", messages=HI)
+    async with http.get(router.url + "/status") as resp:
+        page = await resp.text()
+    row = page[page.index('<tr data-model="ollama/llama3">') :].split("</tr>", 1)[0]
+    assert "big:llama3:70b, small:llama3:8b" in row  # installed
+    assert "big:llama3:70b (8192)" in row  # loaded, at the catalog's context

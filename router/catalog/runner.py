@@ -61,7 +61,8 @@ class WarmRunner:
         return [
             NodeView(
                 n.name,
-                n.in_rotation,
+                # /api/ps not read yet: what it holds is unknown, so no load is planned there.
+                n.in_rotation and n.loaded is not None,
                 n.models.keys(),
                 n.contexts,
                 frozenset(self.loading.get(n.name, ())),

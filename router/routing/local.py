@@ -80,6 +80,8 @@ class QueuedSlots:
         session: str | None = None,
         max_tokens: int | None = None,
     ) -> Lease | None:
+        if isinstance(models, str):  # one model: a str is a Sequence[str] of its letters
+            models = (models,)
         if not any(
             n.name not in exclude for model in models for n in self._fleet.candidates(model)
         ):

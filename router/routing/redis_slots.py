@@ -113,6 +113,8 @@ class RedisSlots:
         session: str | None = None,
         max_tokens: int | None = None,
     ) -> Lease | None:
+        if isinstance(models, str):  # one model: a str is a Sequence[str] of its letters
+            models = (models,)
         deadline = asyncio.get_running_loop().time() + self._config.wait_timeout_s
         asks = tuple(Ask(model, exclude, key, session, max_tokens) for model in models)
         line = _GROUP.join(models)  # requests for the same targets wait in one line

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from router.catalog.entries import Catalog
+from router.catalog.warm import is_warm
 from router.context import RequestContext
 from router.errors import ModelNotFound, RateLimited, ServiceUnavailable, UpstreamRejected
 from router.fleet.registry import Fleet, Lease, NodeState
@@ -181,15 +182,21 @@ class Dispatcher:
             decode_s=eval_ns / 1e9 if isinstance(eval_ns, int | float) else None,
             capped=done.get("done_reason") == "length",
         )
-        num_ctx = self.catalog.resolve(model).num_ctx
-        if node.loaded is not None and node.contexts.get(model, -1) != num_ctx:
-            if model not in node.loaded:
-                load_ns = done.get("load_duration")
-                if isinstance(load_ns, int | float):  # it was cold here: how long loading took
-                    self.speeds.observe_load(node.name, load_ns / 1e9)
-            # It runs at the catalog's context now (or the node's own, when none is set).
-            node.loaded = node.loaded | {model}
-            node.contexts = {**node.contexts, model: num_ctx}
+        num_ctx, loaded = self.catalog.resolve(model).num_ctx, node.loaded
+        if loaded is None or (
+            model in loaded
+            and (
+                num_ctx is None
+                or is_warm(node.contexts, model, num_ctx, parallel=node.config.max_concurrency)
+            )
+        ):
+            return  # not known yet, or it was warm here
+        load_ns = done.get("load_duration")
+        if isinstance(load_ns, int | float):  # it was cold here: how long loading took
+            self.speeds.observe_load(node.name, load_ns / 1e9)
+        # It runs at the catalog's context now (the node's own, when none is set).
+        node.loaded = loaded | {model}
+        node.contexts = {**node.contexts, model: num_ctx}
 
     def _give_up(self, ctx: RequestContext, model: str, exc: UpstreamError) -> Exception:
         ctx.error = exc.outcome.value

@@ -37,8 +37,7 @@ async def test_two_replicas_fill_the_preferred_target_then_spill(
     routers = await make_replicas(
         2, specs, max_concurrency=2, redis_url=redis_server.url, models=(LLAMA3,)
     )
-    for router in routers:
-        await wait_until(lambda r=router: sample(r, "jarvis_coordination_up") == 1)
+    await wait_until(lambda: all(sample(r, "jarvis_coordination_up") == 1 for r in routers))
     # Four at once over two replicas: the 70b node's two slots fleet-wide, then the 8b's two.
     served = Counter(await asyncio.gather(*(_served(routers[i % 2]) for i in range(4))))
     assert served == {"llama3:70b": 2, "llama3:8b": 2}

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from router.api.auth import digest, new_key
-from router.config import ApiKeyConfig, ModelConfig
+from router.config import ApiKeyConfig, ModelConfig, RoutingConfig
 from router.emulator import EmulatorConfig
 from tests.conftest import Router, RouterFactory, wait_until
 
@@ -228,3 +228,27 @@ async def test_status_page_shows_models(
     row = page[page.index('<tr data-model="ollama/llama3">') :].split("</tr>", 1)[0]
     assert "big:llama3:70b, small:llama3:8b" in row  # installed
     assert "big:llama3:70b (8192)" in row  # loaded, at the catalog's context
+
+
+async def test_a_long_queue_warms_the_model_on_another_node(
+    make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    """Cost-aware routing waits for the warm node rather than pay a cold load on the other;
+    once 4 wait, the warm pool loads the model there, and the queue drains onto both."""
+    slow = EmulatorConfig(models=("llama3",), tokens_per_second=40, default_tokens=20)
+    cold = EmulatorConfig(models=("llama3",), preloaded=False, tokens_per_second=40)
+    router = await make_router(
+        {"warm": slow, "cold": cold},
+        max_concurrency=1,
+        models=(ModelConfig("llama3", ("llama3",), num_ctx=4096),),
+        routing=RoutingConfig(cold_load_s=600.0, request_timeout_s=20.0, queue_timeout_s=20.0),
+    )
+    client = router.client()
+    await asyncio.gather(
+        *(client.chat.completions.create(model="ollama/llama3", messages=HI) for _ in range(8))
+    )
+    loads = [b for b in router.nodes["cold"].stats.bodies if b.get("prompt") == ""]
+    assert len(loads) == 1 and loads[0]["options"] == {"num_ctx": 4096}
+    assert _chats(router, "cold"), "the queue did not drain onto the warmed node"
+    async with http.get(router.nodes["cold"].url + "/api/ps") as resp:
+        assert [m["name"] for m in (await resp.json())["models"]] == ["llama3:latest"]

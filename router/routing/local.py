@@ -1,11 +1,14 @@
 """Slots for one replica on its own: strict capacity on its own counts, the fair queue.
 
 A request runs on a node only while the node has a free slot, instead of piling onto the node's
-own blind queue. `choose.Chooser` decides which node; when it answers `Wait` (every suitable
-node is full, or cost-aware choice prefers a full one) the request waits in the admission queue
-(fair across API keys) and is tried again the moment a slot frees or a node joins; a full queue
-or a long wait ends in `AdmissionRejected` (429 for the client). The store keeps the line the
-chooser reads (`Line`): tickets in arrival order, and how many wait for each node.
+own blind queue. It asks for node models in order of preference (a catalog entry's targets,
+issue #15): the first with a free node not yet tried gets the choice, and it waits only when
+every one's nodes are full, for whichever frees first. `choose.Chooser` decides which node;
+when it answers `Wait` (every suitable node is full, or cost-aware choice prefers a full one)
+the request waits in the admission queue (fair across API keys) and is tried again the moment
+a slot frees or a node joins; a full queue or a long wait ends in `AdmissionRejected` (429 for
+the client). The store keeps the line the chooser reads (`Line`): tickets in arrival order,
+and how many wait for each node.
 """
 
 from __future__ import annotations
@@ -106,15 +109,20 @@ class QueuedSlots:
         (issue #15: spill to the next target only when all of one's are full or down); when
         every target is full the request waits, and any slot that frees wakes it."""
         chosen: NodeState | Wait | None = None
-        for ask in request.asks:
+        asks = request.asks
+        for i, ask in enumerate(asks):
             candidates = self._fleet.candidates(ask.model)
-            if any(n.free > 0 and n.name not in ask.exclude for n in candidates):
-                chosen = self._chooser.choose(candidates, ask, request)
-                if isinstance(chosen, NodeState):
-                    return Lease(chosen, self, model=ask.model)
-                break
-            if chosen is None and any(n.name not in ask.exclude for n in candidates):
-                chosen = ALL_FULL
+            if i < len(asks) - 1 and not any(
+                n.free > 0 and n.name not in ask.exclude for n in candidates
+            ):  # full or down: the next target (the last one's full nodes: the chooser's)
+                if chosen is None and any(n.name not in ask.exclude for n in candidates):
+                    chosen = ALL_FULL
+                continue
+            found = self._chooser.choose(candidates, ask, request)
+            if isinstance(found, NodeState):
+                return Lease(found, self, model=ask.model)
+            chosen = found if found is not None else chosen
+            break
         # None: every candidate left meanwhile; it waits for one to come back.
         if isinstance(chosen, Wait) and chosen is not ALL_FULL:
             self._wait_for(request, None if chosen.node is None else chosen.node.name)

@@ -252,3 +252,42 @@ async def test_a_long_queue_warms_the_model_on_another_node(
     assert _chats(router, "cold"), "the queue did not drain onto the warmed node"
     async with http.get(router.nodes["cold"].url + "/api/ps") as resp:
         assert [m["name"] for m in (await resp.json())["models"]] == ["llama3:latest"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["gathered", "streamed"])
+async def test_over_long_prompts_on_completions(make_router: RouterFactory, stream: bool) -> None:
+    router = await make_router(
+        {"a": EmulatorConfig(models=("llama3",))},
+        models=(ModelConfig("llama3", ("llama3",), num_ctx=32),),
+    )
+    with pytest.raises(openai.BadRequestError) as info:
+        await router.client().completions.create(
+            model="ollama/llama3", prompt="word " * 200, stream=stream
+        )
+    assert info.value.code == "context_length_exceeded"
+    assert info.value.param == "prompt"
+    assert "32 tokens" in info.value.message
+    assert router.nodes["a"].stats.requests["/api/generate"] == 1  # no failover
+
+
+async def test_a_model_loaded_at_another_context_is_scored_cold(
+    make_router: RouterFactory, http: aiohttp.ClientSession
+) -> None:
+    router = await make_router(
+        {
+            "right": EmulatorConfig(models=("llama3",), preloaded=False),
+            "other": EmulatorConfig(models=("llama3",)),  # loaded at the node's default context
+        },
+        models=(ModelConfig("llama3", ("llama3",), num_ctx=8192),),
+    )
+    # Loaded at the catalog's context on `right`, behind the router's back.
+    load = {"model": "llama3", "prompt": "", "stream": False, "options": {"num_ctx": 8192}}
+    async with http.post(router.nodes["right"].url + "/api/generate", json=load) as resp:
+        assert resp.status == 200
+    fleet = router.state.fleet
+    await wait_until(lambda: fleet.nodes["right"].contexts.get("llama3:latest") == 8192)
+    assert fleet.nodes["other"].contexts["llama3:latest"] != 8192
+    client = router.client()
+    for _ in range(6):  # one at a time: both nodes free each time, only the context differs
+        await client.chat.completions.create(model="ollama/llama3", messages=HI)
+    assert len(_chats(router, "right")) == 6 and _chats(router, "other") == []

@@ -35,7 +35,7 @@ NDJSON = "application/x-ndjson"
 _MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,254}$")
 
 
-def _node(state: RouterState, request: web.Request, name: object) -> NodeState:
+def _node(state: RouterState, name: object) -> NodeState:
     if not isinstance(name, str) or not name:
         raise BadRequest("Name the node: ?node=<name>.", param="node")
     node = state.fleet.nodes.get(name)
@@ -73,7 +73,7 @@ async def unload(request: web.Request) -> web.StreamResponse:
 async def _load(request: web.Request, *, unload: bool) -> web.StreamResponse:
     require_admin(request)
     state, requested = request.app[STATE], request.match_info["model"]
-    node = _node(state, request, request.query.get("node"))
+    node = _node(state, request.query.get("node"))
     entry = state.catalog.resolve(canonical(requested))
     target = _target(entry, node, requested)
     try:
@@ -108,7 +108,7 @@ async def pull(request: web.Request) -> web.StreamResponse:
         raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest('The body must be {"node": ..., "model": ...}.')
-    node = _node(state, request, body.get("node"))
+    node = _node(state, body.get("node"))
     model = body.get("model")
     if not isinstance(model, str) or not _MODEL_RE.match(model) or "ollama/" in model.lower():
         raise BadRequest("`model` must be an Ollama model name such as llama3:8b.", param="model")

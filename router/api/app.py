@@ -156,7 +156,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         clock=state.clock,
     )
     await state.health.check_all()  # ready from the first request
-    state.facts = Facts(upstream, failure=UpstreamError)
+    state.facts = Facts(upstream, failure=UpstreamError, clock=state.clock)
     state.warm = WarmRunner(
         state.fleet,
         upstream,

@@ -3,14 +3,15 @@ per node and model (issue #15).
 
 Read for `/models` (extra fields tools such as Open WebUI show) and by the warm pool (an
 embedding model is loaded through `/api/embed`). Fetched lazily, at most once per node, model
-and listing: a model the node no longer lists (deleted, or pulled again) is asked anew. The
+and listing: a model the node lists anew (pulled again) is asked anew; a failure again after
+`RETRY_S`. The
 node is reached through `Show`, handed in by the app (the upstream client).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +19,7 @@ from router.fleet.registry import NodeState
 
 log = logging.getLogger(__name__)
 SHOW_TIMEOUT_S = 5.0
+RETRY_S = 60.0  # a node that could not say is asked again after this
 # Ollama's capability values, as OpenAI-style tools read them (api-reference 1.3).
 KNOWN = ("completion", "tools", "insert", "vision", "embedding", "thinking", "image", "audio")
 
@@ -56,15 +58,15 @@ class Facts:
     """`await facts.get(node, model)`: the node's facts of a model it lists (UNKNOWN if it
     cannot say)."""
 
-    def __init__(self, show: Show, *, failure: type[Exception]) -> None:
+    def __init__(self, show: Show, *, failure: type[Exception], clock: Callable[[], float]) -> None:
         """`failure`: what `show` raises when the node cannot answer (anything else is a bug)."""
-        self._show, self._failure = show, failure
-        # (node, model) → (the node's model listing it was asked under, its facts)
-        self._cache: dict[tuple[str, str], tuple[int, ModelFacts]] = {}
+        self._show, self._failure, self._clock = show, failure, clock
+        # (node, model) → (the node's model listing it was asked under, its facts, until when)
+        self._cache: dict[tuple[str, str], tuple[int, ModelFacts, float]] = {}
 
     def cached(self, node: NodeState, model: str) -> ModelFacts | None:
         found = self._cache.get((node.name, model))
-        if found is None or found[0] != node.models.get(model):
+        if found is None or found[0] != node.models.get(model) or found[2] < self._clock():
             return None
         return found[1]
 
@@ -73,13 +75,16 @@ class Facts:
         if found is not None:
             return found
         created = node.models.get(model, -1)
+        until = float("inf")
         try:
             facts = parse_show(await self._show.show(node, model, SHOW_TIMEOUT_S))
-        except self._failure as exc:  # no facts now; asked again next time
+        except self._failure as exc:
+            # Remembered for a while: a node without /api/show must not cost every /models a
+            # timeout, and a passing failure must not hide the facts for good.
             log.debug("node %s: /api/show %s failed: %s", node.name, model, exc)
-            return UNKNOWN
+            facts, until = UNKNOWN, self._clock() + RETRY_S
         # Keyed by the listing's `modified_at`: a model pulled again is asked again.
-        self._cache[(node.name, model)] = (created, facts)
+        self._cache[(node.name, model)] = (created, facts, until)
         return facts
 
     def forget(self, node: str) -> None:

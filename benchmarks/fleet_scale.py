@@ -107,7 +107,7 @@ def _slot_decisions(fleet: Fleet, model: str) -> dict[str, float]:
     for label, session in (("single", None), ("conversation", "session:bench")):
 
         def decide(session: str | None = session) -> None:
-            lease = slots.try_take(_Request(slots, Ask(model, session=session)))
+            lease = slots.try_take(_Request(slots, (Ask(model, session=session),)))
             assert lease is not None
             lease.release()
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from router import __version__, cli_config
+from router import __version__, cli_config, cli_models
 from router.api.auth import new_key
 from router.config import ConfigError, load_config
 from router.obs.logs import configure_logging
@@ -146,11 +146,17 @@ def _admin_call(args: argparse.Namespace, path: str, method: str = "GET") -> Any
 
 def _status(args: argparse.Namespace) -> int:
     from router.api.admin import format_table
+    from router.api.admin_models import format_models
 
     view = _admin_call(args, "/admin/nodes")
     if isinstance(view, int):
         return view
     print(format_table(view))
+    models = _admin_call(args, "/admin/models")
+    if isinstance(models, int):
+        return models
+    print()
+    print(format_models(models))
     return 0
 
 
@@ -223,8 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_emulate)
 
     cli_config.add_parsers(sub)  # check-config, keys new, keys list
+    cli_models.add_parsers(sub)  # models load, unload, pull
 
-    p = sub.add_parser("status", help="a running router's nodes, as a table (admin key)")
+    p = sub.add_parser("status", help="a running router's nodes and models (admin key)")
     p.add_argument("--url", default="http://127.0.0.1:8080", help="the router's base URL")
     p.add_argument("--key", help=f"an admin API key (default: ${KEY_ENV}, kept out of `ps`)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds")

@@ -21,6 +21,7 @@ class RequestContext:
     model: str | None = None  # as the client asked
     model_label: str = ""  # bounded: a model the fleet knows, else "unknown"
     node: str | None = None
+    served_model: str | None = None  # the node model that ran it (a catalog target)
     attempts: int = 0
     stream: bool = False
     session: str | None = None  # conversation key for affinity (never logged)

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from router.api import (
     admin,
+    admin_models,
     edge,
     embeddings,
     handlers,
@@ -31,6 +32,9 @@ from router.api.auth import KeyRing
 from router.api.middleware import make_middleware
 from router.api.reload import RELOADER, Reloader
 from router.api.state import STATE, RouterState
+from router.catalog.entries import Catalog
+from router.catalog.facts import Facts
+from router.catalog.runner import WarmRunner
 from router.config import FleetConfig
 from router.fleet.breaker import BreakerPolicy
 from router.fleet.health import HealthChecker
@@ -65,11 +69,13 @@ def create_app(
     metrics = Metrics(CollectorRegistry(auto_describe=True), fleet)
     keys = KeyRing(config.api_keys)
     limiter, usage = LocalLimiter(clock), UsageBook(metrics.registry)
-    state = RouterState(config, keys, fleet, metrics, clock, rng, limiter, usage)
+    catalog = Catalog.from_config(config.models)
+    state = RouterState(config, keys, fleet, metrics, clock, rng, limiter, usage, catalog)
     app = web.Application(
         middlewares=[make_middleware(state)], client_max_size=config.server.max_body_bytes
     )
     app.on_response_prepare.append(policy.add_rate_headers)
+    app.on_response_prepare.append(handlers.add_served_model)
     app[STATE] = state
     if config_path is not None:  # a fleet file to reload on SIGHUP and on change
         app[RELOADER] = Reloader(state, config_path)
@@ -91,6 +97,10 @@ def create_app(
     app.router.add_get("/admin/usage", admin.usage)
     app.router.add_post("/admin/nodes/{name}/drain", admin.drain)
     app.router.add_post("/admin/nodes/{name}/undrain", admin.undrain)
+    app.router.add_get("/admin/models", admin_models.models)
+    app.router.add_post("/admin/models/pull", admin_models.pull)
+    app.router.add_post("/admin/models/{model:.+}/load", admin_models.load)
+    app.router.add_post("/admin/models/{model:.+}/unload", admin_models.unload)
     if config.metrics.port is None:
         _add_observability_routes(app)
     return app
@@ -129,7 +139,15 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     upstream = Upstream(session, config.routing)
     speeds = SpeedStats()
-    slots = build_slots(config, state.fleet, speeds, state.rng, state.metrics, state.clock)
+    slots = build_slots(
+        config,
+        state.fleet,
+        speeds,
+        state.rng,
+        state.metrics,
+        state.clock,
+        num_ctx=lambda model: state.catalog.resolve(model).num_ctx,
+    )
     await slots.start()
     state.dispatcher = Dispatcher(
         state.fleet,
@@ -143,6 +161,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         speeds,
         config.routing.first_token_timeout_s,
         config.routing.token_gap_timeout_s,
+        state.catalog,
     )
     state.health = HealthChecker(
         state.fleet,
@@ -153,7 +172,23 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         clock=state.clock,
     )
     await state.health.check_all()  # ready from the first request
-    tasks = [asyncio.create_task(state.health.run(), name="jarvis-health")]
+    state.facts = Facts(upstream, failure=UpstreamError, clock=state.clock)
+    state.warm = WarmRunner(
+        state.fleet,
+        upstream,
+        slots,
+        lambda: state.catalog,
+        state.facts,
+        failure=UpstreamError,
+        clock=state.clock,
+        interval_s=lambda: state.config.health.interval_s,
+    )
+    await state.warm.round()  # min_loaded floors from the start, without waiting a round
+    tasks = [
+        asyncio.create_task(state.health.run(), name="jarvis-health"),
+        asyncio.create_task(state.warm.run(), name="jarvis-warm"),
+    ]
+    state.upstream = upstream
     reloader = app.get(RELOADER)
     if reloader is not None:
         tasks.append(asyncio.create_task(reloader.watch(), name="jarvis-reload"))

@@ -26,6 +26,7 @@ from router.api.together import all_of
 from router.context import RequestContext
 from router.upstream.generation import Generation, fetch
 from router.upstream.outcome import UpstreamError
+from router.upstream.payloads import Payloads
 from router.wire import sse
 from router.wire.choices import (
     ChatChoiceStream,
@@ -57,7 +58,7 @@ async def gathered(
     ctx: RequestContext,
     model: str,
     path: str,
-    payloads: Sequence[bytes],
+    payloads: Sequence[bytes | Payloads],
     req: ChatRequest | CompletionRequest,
     id_: str,
     created: int,
@@ -101,7 +102,7 @@ async def streamed(
     ctx: RequestContext,
     model: str,
     path: str,
-    payloads: Sequence[bytes],
+    payloads: Sequence[bytes | Payloads],
     frame: StreamFrame,
     encoders: Sequence[Encoder],
     include_usage: bool,

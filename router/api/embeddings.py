@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from router.api import edge
-from router.api.handlers import _json, _route_model
+from router.api.handlers import _json, _route_model, payloads
 from router.api.state import STATE, RouterState
 from router.api.together import all_of
 from router.context import CTX, RequestContext
@@ -50,15 +50,15 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
     req = parse_embeddings(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
     dispatcher = state.dispatcher
-    spans = split_batches(
-        len(req.inputs), parts_for(len(req.inputs), len(state.fleet.candidates(model)))
-    )
+    nodes = sum(len(state.fleet.candidates(t)) for t in state.catalog.resolve(model).targets)
+    spans = split_batches(len(req.inputs), parts_for(len(req.inputs), nodes))
 
     async def embed(start: int, stop: int) -> tuple[Vectors, int]:
         def parse(answer: dict[str, Any]) -> tuple[Vectors, int]:
             return embed_answer(answer, expected=stop - start)
 
-        payload = embed_payload(req, model, req.inputs[start:stop])
+        inputs = req.inputs[start:stop]
+        payload = payloads(state, model, lambda m, o: embed_payload(req, m, inputs, o))
         return await unary(dispatcher, ctx, model, EMBED_PATH, payload, parse)
 
     if len(spans) == 1:

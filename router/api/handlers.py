@@ -18,15 +18,16 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from router.api import choices, edge, policy
+from router.api import choices, edge, models_view, policy
 from router.api.state import STATE, RouterState
 from router.context import CTX, RequestContext
 from router.errors import ModelNotFound
-from router.modelnames import canonical, public_id
+from router.modelnames import canonical
 from router.routing.affinity import session_key
 from router.upstream.client import CHAT_PATH, GENERATE_PATH
 from router.upstream.generation import Generation, fetch
 from router.upstream.outcome import UpstreamError
+from router.upstream.payloads import Build, Payloads
 from router.wire import sse
 from router.wire.openai import (
     ChatRequest,
@@ -48,6 +49,8 @@ from router.wire.translate import (
 JSON = "application/json"
 # Requests with the same session id prefer the node that served the conversation before.
 SESSION_HEADER = "X-Session-ID"
+# The node model that served a request (`ollama/llama3` may run on llama3:70b or llama3:8b).
+SERVED_MODEL_HEADER = "X-Jarvis-Served-Model"
 
 
 class StreamEncoder(Protocol):
@@ -65,18 +68,34 @@ def _json_object(data: object, status: int = 200) -> web.Response:
 
 
 async def _route_model(state: RouterState, ctx: RequestContext, requested: str) -> str:
-    """The canonical name to route on; refreshes the model map once before a 404."""
+    """The canonical name to route on (a catalog entry, or a node model); refreshes the model
+    map once before a 404. Known when some node was seen with any of the entry's targets."""
     ctx.model = requested
     model = canonical(requested)
     policy.require_model(ctx.key, model, requested)  # outside the key's allowlist: as absent
-    if not state.fleet.knows(model):
+    entry = state.catalog.resolve(model)
+    if not any(state.fleet.knows(t) for t in entry.targets):
         await state.health.refresh()  # a model pulled a second ago is served at once
-        if not state.fleet.knows(model):
+        if not any(state.fleet.knows(t) for t in entry.targets):
             raise ModelNotFound(
                 f"The model '{requested}' does not exist or no node serves it.", param="model"
             )
-    ctx.model_label = public_id(model)
+    ctx.model_label = entry.public_id
     return model
+
+
+def payloads(state: RouterState, model: str, build: Build) -> Payloads:
+    """The request's payload per node model of `model`'s entry, with the entry's options:
+    `build(node model, overrides)`, e.g. `lambda m, o: chat_payload(req, m, o)`; built the
+    first time a node of that target is tried (issue #15)."""
+    return Payloads(state.catalog.resolve(model), build)
+
+
+async def add_served_model(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: which node model served the request (a catalog target)."""
+    ctx = request.get(CTX) if isinstance(request, web.Request) else None
+    if ctx is not None and ctx.served_model is not None:
+        response.headers[SERVED_MODEL_HEADER] = ctx.served_model
 
 
 def _json(body: bytes, ctx: RequestContext, state: RouterState) -> web.Response:
@@ -91,7 +110,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     ctx.api = "chat"
     req = parse_chat(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
-    payload = chat_payload(req, model)
+    payload = payloads(state, model, lambda m, o: chat_payload(req, m, o))
     ctx.max_tokens = req.sampling.max_tokens
     if state.config.routing.affinity:
         ctx.session = session_key(
@@ -114,7 +133,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     ctx.api = "completions"
     req = parse_completion(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
-    payload = completion_payload(req, model)
+    payload = payloads(state, model, lambda m, o: completion_payload(req, m, o))
     ctx.max_tokens = req.sampling.max_tokens
     if state.config.routing.affinity:
         ctx.session = session_key(
@@ -146,20 +165,20 @@ async def _choices(
     created: int,
 ) -> web.StreamResponse:
     """`n` > 1, logprobs or one call at most: one generation per choice (`api.choices`)."""
-    payloads = [_payload(choices.seeded(req, i), model) for i in range(req.n)]
+    each = [_payloads(state, choices.seeded(req, i), model) for i in range(req.n)]
     if req.stream:
         frame, encoders = choices.encoders(req, id_, created)
         return await choices.streamed(
-            request, state, ctx, model, path, payloads, frame, encoders, req.include_usage
+            request, state, ctx, model, path, each, frame, encoders, req.include_usage
         )
-    body = await choices.gathered(state, ctx, model, path, payloads, req, id_, created)
+    body = await choices.gathered(state, ctx, model, path, each, req, id_, created)
     return _json(body, ctx, state)
 
 
-def _payload(req: ChatRequest | CompletionRequest, model: str) -> bytes:
+def _payloads(state: RouterState, req: ChatRequest | CompletionRequest, model: str) -> Payloads:
     if isinstance(req, ChatRequest):
-        return chat_payload(req, model)
-    return completion_payload(req, model)
+        return payloads(state, model, lambda m, o: chat_payload(req, m, o))
+    return payloads(state, model, lambda m, o: completion_payload(req, m, o))
 
 
 async def _relay(
@@ -168,7 +187,7 @@ async def _relay(
     ctx: RequestContext,
     model: str,
     path: str,
-    payload: bytes,
+    payload: bytes | Payloads,
     encoder: StreamEncoder,
 ) -> web.StreamResponse:
     """Ollama NDJSON → the encoder's SSE, one write per read of whatever lines have arrived.
@@ -218,27 +237,21 @@ async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
         await response.write(data)
 
 
-def _model_object(model: str, created: int) -> dict[str, Any]:
-    return {"id": public_id(model), "object": "model", "created": created, "owned_by": "ollama"}
-
-
 async def list_models(request: web.Request) -> web.StreamResponse:
-    served = policy.visible_models(request[CTX].key, request.app[STATE].fleet.served_models())
-    data = [_model_object(m, c) for m, c in sorted(served.items())]
+    data = await models_view.model_list(request.app[STATE], request[CTX].key)
     return _json_object({"object": "list", "data": data})
 
 
 async def get_model(request: web.Request) -> web.StreamResponse:
     state, ctx = request.app[STATE], request[CTX]
     requested = request.match_info["model"]
-    model = canonical(requested)
-    served = policy.visible_models(ctx.key, state.fleet.served_models())
-    if model not in served:
+    found = models_view.find(state, ctx.key, requested)
+    if found is None:
         ctx.model = requested
         raise ModelNotFound(
             f"The model '{requested}' does not exist or no healthy node serves it.", param="model"
         )
-    return _json_object(_model_object(model, served[model]))
+    return _json_object(await models_view.model_object(state, *found))
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from router.api.auth import KeyRing
 from router.api.state import RouterState
+from router.catalog.entries import Catalog
 from router.config import ConfigError, FleetConfig, load_config
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ class Reloader:
         dispatcher.first_token_timeout_s = routing.first_token_timeout_s
         dispatcher.token_gap_timeout_s = routing.token_gap_timeout_s
         state.health.reconfigure(config.health)
+        state.catalog = dispatcher.catalog = Catalog.from_config(config.models)
         state.config = config
         log.info(
             "reloaded %s: %d nodes (added: %s; removed: %s), %d API keys",

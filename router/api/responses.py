@@ -13,7 +13,7 @@ import time
 from aiohttp import web
 
 from router.api import edge
-from router.api.handlers import SESSION_HEADER, _json, _relay, _route_model
+from router.api.handlers import SESSION_HEADER, _json, _relay, _route_model, payloads
 from router.api.state import STATE
 from router.context import CTX
 from router.ids import new_id
@@ -32,7 +32,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
     model = await _route_model(state, ctx, req.model)
     # `think` goes to every model: the router does not read capabilities (/api/show) yet, and
     # a model that cannot think answers a 400 the client sees as such (issue 13).
-    payload = responses_payload(req, model, can_think=True)
+    payload = payloads(state, model, lambda m, o: responses_payload(req, m, o, can_think=True))
     ctx.max_tokens = req.max_output_tokens
     if state.config.routing.affinity:
         ctx.session = session_key(

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from router.api.admin import fleet_view, require_admin
+from router.api.admin_models import MODEL_COLUMNS, model_cells, models_view
 from router.api.state import STATE
 
 REFRESH_S = 5
@@ -77,7 +78,26 @@ def _error_items(nodes: list[dict[str, Any]]) -> str:
     return f"<ul>{lines}</ul>"
 
 
-def render(view: dict[str, Any], *, refresh_s: int = REFRESH_S) -> str:
+def _models_table(models: dict[str, Any] | None) -> str:
+    """Per model: installed, loaded (with context), in use, queued (issue #15)."""
+    if models is None:
+        return ""
+    header = "".join(f"<th>{escape(h.title())}</th>" for h in MODEL_COLUMNS)
+    rows = "".join(
+        f'<tr data-model="{escape(r["id"])}">'
+        + "".join(f"<td>{escape(c)}</td>" for c in model_cells(r))
+        + "</tr>"
+        for r in models["data"]
+    )
+    return (
+        f'<h2>Models</h2><table id="models"><thead><tr>{header}</tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def render(
+    view: dict[str, Any], *, refresh_s: int = REFRESH_S, models: dict[str, Any] | None = None
+) -> str:
     nodes: list[dict[str, Any]] = view["data"]
     header = "".join(
         f"<th>{h}</th>"
@@ -101,6 +121,7 @@ def render(view: dict[str, Any], *, refresh_s: int = REFRESH_S) -> str:
 <p id="summary">{view["healthy_nodes"]} of {len(nodes)} nodes healthy
 <span class="muted">at {view["time"]}, refreshed every {refresh_s} s</span></p>
 <table id="nodes"><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>
+{_models_table(models)}
 <h2>Recent errors</h2>{_error_items(nodes)}
 </body></html>
 """
@@ -110,4 +131,5 @@ async def status(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     if state.config.metrics.require_key:
         require_admin(request)
-    return web.Response(text=render(fleet_view(state)), content_type="text/html", headers=_HEADERS)
+    page = render(fleet_view(state), models=models_view(state))
+    return web.Response(text=page, content_type="text/html", headers=_HEADERS)

@@ -2,10 +2,12 @@
 a model carries, which loaded models are warm at the right context, and the warm-pool plan.
 
 Owns: `Catalog` and `Entry` (`entries`), `is_warm`, `parse_ps_contexts` and `plan_warm`
-(`warm`). Pure, built from the fleet file's `models:` section; read by `routing` (targets in
-order, cold if at another context), `upstream`/`api` (options into payloads, `/models`) and the
-health round (the warm pool). May import: `config`, `modelnames`, `errors` and `wire` (pure);
-nothing with I/O.
+(`warm`): pure, built from the fleet file's `models:` section; read by `routing` (targets in
+order, cold if at another context), `upstream`/`api` (options into payloads, `/models`).
+Also the two parts with a lifetime, which reach nodes only through protocols the app hands in
+(the upstream client), as the health checker does: `runner.WarmRunner` (the warm pool's
+rounds and loads) and `facts.Facts` (`/api/show` per node and model, cached).
+May import: `config`, `modelnames`, `errors`, `wire` (pure) and `fleet` (node state).
 """
 
 from router.catalog.entries import Catalog, Entry, first_served, targets_in_order

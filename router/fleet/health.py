@@ -47,8 +47,8 @@ class Probe(Protocol):
 
     async def loaded(
         self, node: NodeState, timeout_s: float, last: Any = None
-    ) -> Listed[frozenset[str]]:
-        """The models loaded in the node's memory."""
+    ) -> Listed[Mapping[str, int | None]]:
+        """The models loaded in the node's memory → their context (None: not said)."""
 
 
 @dataclass(slots=True)
@@ -57,7 +57,7 @@ class _Seen:
 
     observe: Callable[[float], None]
     tags: Listed[Mapping[str, int]] | None = None
-    loaded: Listed[frozenset[str]] | None = None
+    loaded: Listed[Mapping[str, int | None]] | None = None
 
 
 class HealthChecker:

@@ -51,6 +51,9 @@ class NodeState:
     recent_errors: deque[NodeError] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
     # Models in the node's memory from /api/ps (None: not known yet); cold ones cost a load.
     loaded: frozenset[str] | None = None
+    # The same models → the context each runs with (`/api/ps` `context_length`, None if not
+    # said): one loaded at another context than the catalog's is cold too (issue #15).
+    contexts: Mapping[str, int | None] = field(default_factory=dict)
     draining: bool = False  # taken out of rotation by an operator; in-flight requests finish
     ejected_until: float | None = None  # the circuit breaker took it out until then
     breaker: CircuitBreaker | None = None
@@ -84,14 +87,18 @@ class Lease:
     """One request's slot on a node, held from the moment it is made; `release()` (or leaving
     `async with`) gives it back exactly once, whatever happens, and tells the store that made
     it. Release never awaits, so a cancelled request always frees its slot. `id` is
-    coordination's (the lease is also held in Redis).
+    coordination's (the lease is also held in Redis); `model` is the node model the slot was
+    taken for (a catalog entry's target, issue #15).
     """
 
-    __slots__ = ("_held", "id", "node", "owner")
+    __slots__ = ("_held", "id", "model", "node", "owner")
 
-    def __init__(self, node: NodeState, owner: LeaseOwner, id: str | None = None) -> None:
+    def __init__(
+        self, node: NodeState, owner: LeaseOwner, id: str | None = None, model: str = ""
+    ) -> None:
         node.in_flight += 1
         self.node, self.owner, self.id, self._held = node, owner, id, True
+        self.model = model
 
     def release(self) -> None:
         if self._held:
@@ -202,10 +209,11 @@ class Fleet:
             node.healthy = False
             self._changed(node)
 
-    def set_loaded(self, name: str, loaded: frozenset[str]) -> None:
+    def set_loaded(self, name: str, loaded: Mapping[str, int | None]) -> None:
+        """The node's `/api/ps`: loaded model → its context (None: not said)."""
         node = self.nodes.get(name)
         if node is not None:
-            node.loaded = loaded
+            node.loaded, node.contexts = frozenset(loaded), loaded
 
     def record_success(self, node: NodeState) -> None:
         # Also while CLOSED: a success ends a run of failures, which must be consecutive to eject.

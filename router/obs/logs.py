@@ -92,6 +92,7 @@ def request_fields(ctx: RequestContext, end: float) -> dict[str, Any]:
         "api": ctx.api or None,
         "model": ctx.model,
         "node": ctx.node,
+        "served_model": ctx.served_model,
         "attempts": ctx.attempts,
         "stream": ctx.stream,
         "status": ctx.status,

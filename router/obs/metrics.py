@@ -148,6 +148,13 @@ class Metrics:
             ["node", "outcome"],
             registry=registry,
         )
+        self.served = Counter(
+            "jarvis_served_model_requests",
+            "Requests by the public model asked and the node model that served them (a "
+            "catalog entry's target, issue #15)",
+            ["model", "served_model"],
+            registry=registry,
+        )
         self.failovers = Counter(
             "jarvis_failovers", "Requests retried on another node", ["model"], registry=registry
         )
@@ -192,6 +199,9 @@ class Metrics:
         if node is None:
             return
         child = self._child
+        if ctx.served_model is not None and ctx.status == 200:
+            # Bounded: node models some node listed (a request for another never gets here).
+            child(self.served, model, ctx.served_model).inc()
         if ctx.ttft_s is not None:
             child(self.ttft, model, node).observe(ctx.ttft_s)
         if ctx.tpot_s is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from router.catalog.warm import is_warm
 from router.config import FleetConfig
 from router.fleet.registry import Fleet
 from router.obs.metrics import Metrics
@@ -22,16 +23,26 @@ from router.routing.slots import SlotStore
 from router.routing.strategies import LeastLoaded, strategy
 
 
+def _any_ctx(model: str) -> int | None:
+    return None
+
+
 def build_chooser(
-    config: FleetConfig, fleet: Fleet, speeds: SpeedStats, rng: random.Random
+    config: FleetConfig,
+    fleet: Fleet,
+    speeds: SpeedStats,
+    rng: random.Random,
+    num_ctx: Callable[[str], int | None] = _any_ctx,
 ) -> Chooser:
-    """The configured strategy, with the affinity ring when `routing.affinity` is on."""
+    """The configured strategy, with the affinity ring when `routing.affinity` is on.
+    `num_ctx(model)`: the context the catalog runs a node model at (None: any)."""
 
     def loaded(node: str, model: str) -> bool | None:
         state = fleet.nodes.get(node)
         if state is None or state.loaded is None:
             return None  # /api/ps not seen yet: no penalty either way
-        return model in state.loaded
+        # Loaded at another context is cold: the request would reload it (issue #15).
+        return is_warm(state.contexts, model, num_ctx(model), parallel=state.config.max_concurrency)
 
     routing = config.routing
     policy = CostPolicy(cold_load_s=routing.cold_load_s, queue_weight=routing.queue_weight)
@@ -46,6 +57,7 @@ def build_slots(
     rng: random.Random,
     metrics: Metrics,
     clock: Callable[[], float],
+    num_ctx: Callable[[str], int | None] = _any_ctx,
 ) -> SlotStore:
     store: SlotStore
     if config.coordination is not None:
@@ -56,7 +68,7 @@ def build_slots(
         routing = config.routing
         store = QueuedSlots(
             fleet,
-            build_chooser(config, fleet, speeds, rng),
+            build_chooser(config, fleet, speeds, rng, num_ctx),
             max_queue=routing.max_queue,
             queue_timeout_s=routing.queue_timeout_s,
             clock=clock,

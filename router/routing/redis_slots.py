@@ -23,7 +23,7 @@ import logging
 import secrets
 import time
 from collections import Counter, deque
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from router.config import CoordinationConfig
@@ -42,6 +42,7 @@ REFRESH_S = 0.15  # how stale other replicas' counts may be
 WAITING_REFRESH_S = 0.025  # the same, while requests wait for a slot
 PROBE_S = 0.5  # how often a replica retries Redis while it is away
 MAX_PENDING = 10_000  # lease ids given back while Redis was away, to remove on its return
+_GROUP = "\n"  # joins a request's targets into the name of its line (no model name has one)
 
 
 class RedisSlots:
@@ -105,53 +106,62 @@ class RedisSlots:
     # -- request path -----------------------------------------------------------------------
     async def take(
         self,
-        model: str,
+        models: Sequence[str],
         exclude: Collection[str],
         *,
         key: str = "",
         session: str | None = None,
         max_tokens: int | None = None,
     ) -> Lease | None:
+        if isinstance(models, str):  # one model: a str is a Sequence[str] of its letters
+            models = (models,)
         deadline = asyncio.get_running_loop().time() + self._config.wait_timeout_s
-        ask = Ask(model, exclude, key, session, max_tokens)
+        asks = tuple(Ask(model, exclude, key, session, max_tokens) for model in models)
+        line = _GROUP.join(models)  # requests for the same targets wait in one line
         ticket: int | None = None  # our place among this replica's waiters, once we wait
         turn = False  # woken: newcomers wait behind us until we have looked again
         try:
             while True:
-                first = turn or not self._waiters.ahead(model)
-                lease = await self._try(ask, first=first)
+                first = turn or not self._waiters.ahead(line)
+                lease = await self._try(asks, first=first)
                 if not isinstance(lease, Wait):
                     return lease
                 if turn:
-                    self._waiters.done(model)
+                    self._waiters.done(line)
                     turn = False
                 ticket = self._waiters.ticket() if ticket is None else ticket
                 try:
-                    await self._waiters.wait(model, ticket, deadline=deadline)
+                    await self._waiters.wait(line, ticket, deadline=deadline)
                 except TimeoutError:
                     raise NoFreeSlot from None
                 turn = True
         finally:
             if turn:
-                self._waiters.done(model)
+                self._waiters.done(line)
 
-    async def _try(self, ask: Ask, *, first: bool) -> Lease | Wait | None:
-        """One look: a lease, None (no node serves the model), or `Wait` for a turn (every
-        node is full in view, or others of this replica wait before us)."""
+    def waiting_by_model(self) -> dict[str, int]:
+        return self._waiters.by_line(lambda line: line.split(_GROUP, 1)[0])
+
+    async def _try(self, asks: tuple[Ask, ...], *, first: bool) -> Lease | Wait | None:
+        """One look: a lease, None (no node serves any target), or `Wait` for a turn (every
+        node is full in view, or others of this replica wait before us). Targets in order:
+        the first with a free node in view gets the choice (issue #15)."""
         failed = False
         while True:
-            candidates = self._fleet.candidates(ask.model)
             if not self.link.up:  # counts unknown: the best node on ours, full or not
-                chosen = self._chooser.choose(candidates, ask, strict=False)
-                node = chosen.node if isinstance(chosen, Wait) else chosen
-                return None if node is None else self._lease(node, self._new_id())
+                return self._unshared(asks)
             if not first:
                 return ALL_FULL
-            chosen = self._chooser.choose(candidates, ask)
-            if chosen is None or isinstance(chosen, Wait):
-                return chosen
+            result: Wait | None = None
+            for ask in asks:
+                chosen = self._chooser.choose(self._fleet.candidates(ask.model), ask)
+                if isinstance(chosen, NodeState):
+                    break
+                result = result or chosen
+            else:
+                return result
             try:
-                lease = await self._acquire(chosen)
+                lease = await self._acquire(chosen, ask.model)
             except RedisDown as exc:
                 if failed:
                     self.link.failed_again("acquire", exc)
@@ -163,7 +173,18 @@ class RedisSlots:
                 return lease
             # Full after all: the view now says so; look again (another node, or wait).
 
-    async def _acquire(self, node: NodeState) -> Lease | None:
+    def _unshared(self, asks: tuple[Ask, ...]) -> Lease | None:
+        """Redis is away: the first target with a free node on our counts, else the best node
+        of the first target that has any, full or not."""
+        for strict in (True, False):
+            for ask in asks:
+                chosen = self._chooser.choose(self._fleet.candidates(ask.model), ask, strict=strict)
+                node = chosen.node if isinstance(chosen, Wait) and not strict else chosen
+                if isinstance(node, NodeState):
+                    return self._lease(node, self._new_id(), ask.model)
+        return None
+
+    async def _acquire(self, node: NodeState, model: str) -> Lease | None:
         lease_id = self._new_id()
         self._transit[node.name] += 1
         try:
@@ -173,7 +194,7 @@ class RedisSlots:
             raise
         finally:
             self._transit[node.name] -= 1
-        lease = self._lease(node, lease_id) if taken else None
+        lease = self._lease(node, lease_id, model) if taken else None
         self._count(node, count)
         return lease
 
@@ -183,9 +204,9 @@ class RedisSlots:
     def _new_id(self) -> str:
         return f"{self.replica}:{next(self._counter)}"
 
-    def _lease(self, node: NodeState, lease_id: str) -> Lease:
+    def _lease(self, node: NodeState, lease_id: str, model: str) -> Lease:
         # Leases taken while Redis is away get an id too, to be registered on its return.
-        lease = self._held[lease_id] = Lease(node, self, lease_id)
+        lease = self._held[lease_id] = Lease(node, self, lease_id, model)
         return lease
 
     def released(self, lease: Lease) -> None:
@@ -207,13 +228,13 @@ class RedisSlots:
     def _wake(self) -> None:
         self._waiters.wake(self._free_slots)
 
-    def _free_slots(self, model: str) -> int | None:
-        """Free slots in view for `model`; None (wake every waiter) while Redis is away or
-        when no node serves the model any more."""
-        candidates = self._fleet.candidates(model)
+    def _free_slots(self, line: str) -> int | None:
+        """Free slots in view for a line's targets; None (wake every waiter) while Redis is
+        away or when no node serves them any more."""
+        candidates = {n.name: n for m in line.split(_GROUP) for n in self._fleet.candidates(m)}
         if not self.link.up or not candidates:
             return None
-        return sum(max(0, node.free) for node in candidates)
+        return sum(max(0, node.free) for node in candidates.values())
 
     # -- background -------------------------------------------------------------------------
     async def _background(self) -> None:

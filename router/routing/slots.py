@@ -16,7 +16,7 @@ it wakes waiters or gives the slot back to Redis.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from router.fleet.registry import Lease
@@ -29,21 +29,27 @@ class NoFreeSlot(Exception):
 class SlotStore(Protocol):
     async def take(
         self,
-        model: str,
+        models: Sequence[str],
         exclude: Collection[str],
         *,
         key: str = "",
         session: str | None = None,
         max_tokens: int | None = None,
     ) -> Lease | None:
-        """A held slot on the best node for `model` not in `exclude` (None: no such node).
+        """A held slot on the best node not in `exclude` for the first of `models` (node
+        models, most preferred first: a catalog entry's targets) that has such a node with a
+        free slot; the lease's `model` says which. Waits only when every one's nodes are
+        full, for the first slot that frees on any (None: no node serves any of them).
         `key` (the API key's name), `session` (a conversation key) and `max_tokens` (the
-        request's length cap) may steer the choice. May wait for one; raises `NoFreeSlot` or
+        request's length cap) may steer the choice. Raises `NoFreeSlot` or
         `admission.AdmissionRejected` when the wait is refused or runs out."""
 
     @property
     def waiting(self) -> int:
         """Requests of this replica waiting for a slot now (jarvis_queue_depth)."""
+
+    def waiting_by_model(self) -> dict[str, int]:
+        """Of those, how many per most preferred model (the warm pool's demand)."""
 
     async def start(self) -> None: ...
 

@@ -31,6 +31,14 @@ class Waiters:
         """Requests waiting now, for any model."""
         return sum(self._queued.values())
 
+    def by_line(self, key: Callable[[str], str]) -> dict[str, int]:
+        """Requests waiting now, summed per `key(line)`."""
+        out: dict[str, int] = {}
+        for line, n in self._queued.items():
+            if n > 0:
+                out[key(line)] = out.get(key(line), 0) + n
+        return out
+
     def ahead(self, model: str) -> bool:
         """Whether a newcomer for `model` has to queue behind others."""
         return bool(self._queued[model] or self._turns[model])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -29,6 +30,8 @@ GENERATE_PATH = "/api/generate"
 EMBED_PATH = "/api/embed"
 TAGS_PATH = "/api/tags"
 PS_PATH = "/api/ps"
+SHOW_PATH = "/api/show"
+PULL_PATH = "/api/pull"
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|z|[+-]\d\d:\d\d)?$")
 # An /api/ps entry's `expires_at` moves after every request the node serves (and jitters in the
@@ -99,6 +102,61 @@ class Upstream:
         finally:
             resp.release()
 
+    async def load(self, node: NodeState, payload: bytes, *, embed: bool = False) -> None:
+        """Ollama's own load (or, with `keep_alive: 0`, unload) request: `/api/generate` with
+        an empty prompt, or `/api/embed` without input for an embedding model (1.6, 1.7).
+        Waits for the load to end, however long (the request timeout bounds it)."""
+        path = EMBED_PATH if embed else GENERATE_PATH
+        try:
+            async with self._session.post(
+                _url(node.config.url, path),
+                data=payload,
+                headers=_JSON_HEADERS,
+                timeout=self._timeout,
+            ) as resp:
+                body = await resp.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise from_exception(exc, node) from exc
+        if resp.status != 200:
+            raise _status_error(resp.status, body, node)
+
+    async def show(self, node: NodeState, model: str, timeout_s: float) -> dict[str, Any]:
+        """`/api/show` for `model`: its capabilities and `model_info` (1.8)."""
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        try:
+            async with self._session.post(
+                _url(node.config.url, SHOW_PATH),
+                data=orjson.dumps({"model": model}),
+                headers=_JSON_HEADERS,
+                timeout=timeout,
+            ) as resp:
+                body = await resp.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise from_exception(exc, node) from exc
+        if resp.status != 200:
+            raise _status_error(resp.status, body, node)
+        return parse_line(body, node)
+
+    async def pull(self, node: NodeState, model: str) -> AsyncIterator[dict[str, Any]]:
+        """`/api/pull`'s progress lines, parsed (5.7); a line with `error` ends it. No
+        overall timeout: a pull takes as long as the download (each read waits 5 min)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=300.0)
+        payload = orjson.dumps({"model": model, "stream": True})
+        try:
+            async with self._session.post(
+                _url(node.config.url, PULL_PATH),
+                data=payload,
+                headers=_JSON_HEADERS,
+                timeout=timeout,
+            ) as resp:
+                if resp.status != 200:
+                    raise _status_error(resp.status, await resp.read(), node)
+                async for raw in resp.content:
+                    if raw.strip():
+                        yield parse_line(raw, node)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise from_exception(exc, node) from exc
+
     async def _get(self, node: NodeState, path: str, timeout_s: float) -> bytes:
         """The body of a 200 answer to GET `path`."""
         timeout = self._probe_timeout
@@ -129,10 +187,11 @@ class Upstream:
         return Listing(seen, parse_tags(body, node))
 
     async def loaded(
-        self, node: NodeState, timeout_s: float, last: Listing[frozenset[str]] | None = None
-    ) -> Listing[frozenset[str]]:
-        """The models loaded in the node's memory (canonical names) from `/api/ps`; `last`
-        itself when the answer is the same as the one `last` was parsed from."""
+        self, node: NodeState, timeout_s: float, last: Listing[dict[str, int | None]] | None = None
+    ) -> Listing[dict[str, int | None]]:
+        """The models loaded in the node's memory (canonical name → context length) from
+        `/api/ps`; `last` itself when the answer is the same as the one `last` was parsed
+        from."""
         body = await self._get(node, PS_PATH, timeout_s)
         seen = ps_fingerprint(body)
         if last is not None and last.fingerprint == seen:
@@ -187,12 +246,15 @@ def parse_tags(body: bytes, node: NodeState) -> dict[str, int]:
     }
 
 
-def parse_loaded(body: bytes, node: NodeState) -> frozenset[str]:
-    return frozenset(
-        canonical(item["name"])
-        for item in _models(body, node) or ()
-        if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]
-    )
+def parse_loaded(body: bytes, node: NodeState) -> dict[str, int | None]:
+    """Canonical name → the runner's `context_length` (None when the node does not say)."""
+    out: dict[str, int | None] = {}
+    for item in _models(body, node) or ():
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]:
+            ctx = item.get("context_length")
+            good = isinstance(ctx, int) and not isinstance(ctx, bool) and ctx > 0
+            out[canonical(item["name"])] = ctx if good else None
+    return out
 
 
 def _unix(stamp: object) -> int:

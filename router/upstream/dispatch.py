@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
+from router.catalog.entries import Catalog
+from router.catalog.warm import is_warm
 from router.context import RequestContext
 from router.errors import ModelNotFound, RateLimited, ServiceUnavailable, UpstreamRejected
 from router.fleet.registry import Fleet, Lease, NodeState
@@ -29,21 +32,22 @@ from router.routing.scoring import SpeedStats
 from router.routing.slots import NoFreeSlot, SlotStore
 from router.upstream.client import Upstream
 from router.upstream.outcome import NODE_DOWN, NODE_FAULT, Outcome, UpstreamError
-from router.wire.overflow import context_overflow, is_context_overflow
+from router.wire.overflow import context_length_exceeded, parse_overflow
 
 T = TypeVar("T")
-# The field that was too long when a node refuses a prompt over its context, per API (by the
-# route, as `RequestContext.endpoint` has it); anything else sends `messages`.
-_OVERFLOW_PARAM = {"/completions": "prompt", "/embeddings": "input", "/responses": "input"}
+# The request field an over-long prompt is in, by endpoint (OpenAI names it in `param`).
+_PROMPT_PARAM = {"/completions": "prompt", "/embeddings": "input", "/responses": "input"}
 
 
 class Dispatcher:
     __slots__ = (
         "_max_attempts",
         "_retrying",
+        "catalog",
         "clock",
         "first_token_timeout_s",
         "fleet",
+        "in_use",
         "metrics",
         "retry_after_s",
         "rng",
@@ -66,8 +70,12 @@ class Dispatcher:
         speeds: SpeedStats,
         first_token_timeout_s: float,
         token_gap_timeout_s: float,
+        catalog: Catalog | None = None,
     ) -> None:
         self.fleet, self.upstream, self.metrics = fleet, upstream, metrics
+        # Names → node models in order of preference; a reload swaps it.
+        self.catalog = catalog or Catalog()
+        self.in_use: Counter[str] = Counter()  # node model → generations running now
         self.rng, self.clock = rng, clock
         self.max_attempts = max_attempts  # builds the retry policy
         self.retry_after_s = retry_after_s
@@ -131,7 +139,7 @@ class Dispatcher:
     async def _take(self, ctx: RequestContext, model: str, tried: set[str]) -> Lease | None:
         try:
             return await self.slots.take(
-                model,
+                self.catalog.resolve(model).targets,
                 tried,
                 key=ctx.key.name if ctx.key else "",
                 session=ctx.session,
@@ -180,23 +188,35 @@ class Dispatcher:
             decode_s=eval_ns / 1e9 if isinstance(eval_ns, int | float) else None,
             capped=done.get("done_reason") == "length",
         )
-        if node.loaded is not None and model not in node.loaded:
-            load_ns = done.get("load_duration")
-            if isinstance(load_ns, int | float):  # it was cold here: how long loading took
-                self.speeds.observe_load(node.name, load_ns / 1e9)
-            node.loaded = node.loaded | {model}
+        num_ctx, loaded = self.catalog.resolve(model).num_ctx, node.loaded
+        if loaded is None or (
+            model in loaded
+            and (
+                num_ctx is None
+                or is_warm(node.contexts, model, num_ctx, parallel=node.config.max_concurrency)
+            )
+        ):
+            return  # not known yet, or it was warm here
+        load_ns = done.get("load_duration")
+        if isinstance(load_ns, int | float):  # it was cold here: how long loading took
+            self.speeds.observe_load(node.name, load_ns / 1e9)
+        # It runs at the catalog's context now (the node's own, when none is set).
+        node.loaded = loaded | {model}
+        node.contexts = {**node.contexts, model: num_ctx}
 
     def _give_up(self, ctx: RequestContext, model: str, exc: UpstreamError) -> Exception:
         ctx.error = exc.outcome.value
+        entry = self.catalog.resolve(model)
         if exc.outcome is Outcome.HTTP_4XX:
-            if exc.status == 400 and is_context_overflow(exc.message):
-                # The one place every API's overflow becomes the client's 400: a 4xx is never
-                # failed over nor counted by the breaker (`outcome`), so no node was blamed.
+            overflow = parse_overflow(exc.message) if exc.status == 400 else None
+            if overflow is not None:  # the prompt is longer than the context: the client's
                 ctx.error = "context_length_exceeded"
-                param = _OVERFLOW_PARAM.get(ctx.endpoint, "messages")
-                return context_overflow(exc.message, param)
+                param = _PROMPT_PARAM.get(ctx.endpoint, "messages")
+                return context_length_exceeded(overflow, num_ctx=entry.num_ctx, param=param)
             return UpstreamRejected(exc.status or 400, exc.message)
-        if exc.outcome is Outcome.MODEL_MISSING and not self.fleet.candidates(model):
+        if exc.outcome is Outcome.MODEL_MISSING and not any(
+            self.fleet.candidates(t) for t in entry.targets
+        ):
             return ModelNotFound(
                 f"The model '{ctx.model}' does not exist or no node serves it.", param="model"
             )

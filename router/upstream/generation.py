@@ -39,6 +39,7 @@ from router.fleet.registry import Lease
 from router.upstream.dispatch import Dispatcher
 from router.upstream.lines import LineReader, has_token
 from router.upstream.outcome import Outcome, UpstreamError
+from router.upstream.payloads import Payloads, payload_for
 from router.wire.ollama import Gathered
 
 Lines = list[dict[str, Any]]
@@ -72,11 +73,12 @@ class Generation:
         ctx: RequestContext,
         model: str,
         path: str,
-        payload: bytes,
+        payload: bytes | Payloads,
         lease: Lease | None = None,
     ) -> None:
         """Without `lease`, entering fails over across nodes; with one, it is one attempt on it
-        (and owns it from here: entering gives it back on failure, leaving always does)."""
+        (and owns it from here: entering gives it back on failure, leaving always does).
+        `model` is the name routed on; `payload` the bytes for any node, or per target."""
         self._d, self._ctx, self._model = dispatcher, ctx, model
         self._path, self._payload, self._lease = path, payload, lease
         self._wait_s: float | None = None  # how long a read may wait: the between-token timeout
@@ -146,13 +148,16 @@ class Generation:
         a dead one). A failure ends the attempt here."""
         d, ctx, node = self._d, self._ctx, lease.node
         self._lease, self._reader, self._first, self._failure = lease, None, None, None
+        d.in_use[lease.model or self._model] += 1  # given back in `_end`
         self.done, self._first_at = None, 0.0
         ctx.ttft_s = None  # the first token of the answer the client gets counts
         self._started_at = d.clock()
         try:
             try:
                 async with asyncio.timeout(d.first_token_timeout_s):
-                    resp = await d.upstream.open(node, self._path, self._payload, ctx.request_id)
+                    ctx.served_model = lease.model or self._model
+                    payload = payload_for(self._payload, ctx.served_model)
+                    resp = await d.upstream.open(node, self._path, payload, ctx.request_id)
                     self._reader = LineReader(resp, node)
                     self._wait_s = None  # the first read waits under the first-token timeout
                     first = await self.__anext__()
@@ -183,18 +188,22 @@ class Generation:
             return
         self._lease = None
         d, node, reader, done = self._d, lease.node, self._reader, self.done
+        model = lease.model or self._model  # the node model it ran (a catalog target)
+        d.in_use[model] -= 1
+        if not d.in_use[model]:
+            del d.in_use[model]
         try:
             end = self._ended_at if done is not None else d.clock()
             self._ctx.upstream_s += end - self._started_at
             if done is not None:
                 assert reader is not None
                 reader.finish()
-                d.completed(node, self._model, done)
+                d.completed(node, model, done)
                 return
             if reader is not None:
                 reader.close()
             if self._failure is not None:
-                d.record_failure(node, self._model, self._failure)
+                d.record_failure(node, model, self._failure)
             elif exc is None or isinstance(exc, asyncio.CancelledError | ConnectionError):
                 d.record_cancel(node)
         finally:
@@ -202,7 +211,11 @@ class Generation:
 
 
 async def fetch(
-    dispatcher: Dispatcher, ctx: RequestContext, model: str, path: str, payload: bytes
+    dispatcher: Dispatcher,
+    ctx: RequestContext,
+    model: str,
+    path: str,
+    payload: bytes | Payloads,
 ) -> Gathered:
     """A whole answer, gathered from the node's stream. Each attempt reads its generation to
     the end inside the failover: a failure anywhere before the end tries another node (the

@@ -20,6 +20,7 @@ from router.context import RequestContext
 from router.fleet.registry import Lease
 from router.upstream.dispatch import Dispatcher
 from router.upstream.outcome import Outcome, UpstreamError
+from router.upstream.payloads import Payloads, payload_for
 
 T = TypeVar("T")
 # The answer's fields the cost model reads (`Dispatcher.completed`); the rest (vectors) stays.
@@ -31,7 +32,7 @@ async def unary(
     ctx: RequestContext,
     model: str,
     path: str,
-    payload: bytes,
+    payload: bytes | Payloads,
     parse: Callable[[dict[str, Any]], T],
 ) -> T:
     """`parse(answer)` of the first node that answers well; `parse` raises ValueError when the
@@ -48,17 +49,21 @@ async def _attempt(
     ctx: RequestContext,
     model: str,
     path: str,
-    payload: bytes,
+    payload: bytes | Payloads,
     parse: Callable[[dict[str, Any]], T],
     lease: Lease,
 ) -> T:
     node = lease.node
+    served = ctx.served_model = lease.model or model  # the node model (a catalog target)
     started = d.clock()
     ended = False
+    d.in_use[served] += 1
     try:
         try:
             async with asyncio.timeout(d.first_token_timeout_s):
-                body = await d.upstream.post_json(node, path, payload, ctx.request_id)
+                body = await d.upstream.post_json(
+                    node, path, payload_for(payload, served), ctx.request_id
+                )
         except TimeoutError as exc:
             raise UpstreamError(
                 Outcome.TIMEOUT,
@@ -74,14 +79,17 @@ async def _attempt(
                 Outcome.PROTOCOL_ERROR, f"node {node.name} sent a bad answer: {exc}"
             ) from exc
         ended = True
-        d.completed(node, model, {k: answer[k] for k in _TIMINGS if k in answer})
+        d.completed(node, served, {k: answer[k] for k in _TIMINGS if k in answer})
         return result
     except UpstreamError as exc:
         ended = True
-        d.record_failure(node, model, exc)
+        d.record_failure(node, served, exc)
         raise
     finally:
         if not ended:  # cancelled: the client left, never the node's fault
             d.record_cancel(node)
         ctx.upstream_s += d.clock() - started
+        d.in_use[served] -= 1
+        if not d.in_use[served]:
+            del d.in_use[served]
         lease.release()

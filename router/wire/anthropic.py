@@ -18,6 +18,7 @@ import orjson
 
 from router.errors import BadRequest
 from router.wire.anthropic_parse import MessagesRequest
+from router.wire.options import Overrides, apply_options
 from router.wire.translate import Usage, usage_of
 
 NewId = Callable[[str], str]
@@ -98,16 +99,33 @@ def _payload(
     return payload
 
 
-def messages_payload(req: MessagesRequest, model: str, *, can_think: bool = True) -> bytes:
+def messages_payload(
+    req: MessagesRequest,
+    model: str,
+    overrides: Overrides | None = None,
+    *,
+    can_think: bool = True,
+) -> bytes:
     """The native `/api/chat` body. `can_think=False` (the model lacks Ollama's `thinking`
     capability) leaves `think` out: Ollama answers 400 when such a model is asked to think."""
-    return orjson.dumps(_payload(req, model, req.max_tokens, can_think))
+    return orjson.dumps(_with(_payload(req, model, req.max_tokens, can_think), overrides))
 
 
-def count_tokens_payload(req: MessagesRequest, model: str, *, can_think: bool = True) -> bytes:
+def count_tokens_payload(
+    req: MessagesRequest,
+    model: str,
+    overrides: Overrides | None = None,
+    *,
+    can_think: bool = True,
+) -> bytes:
     """Ollama has no token-count endpoint: a one-token generation's `prompt_eval_count` is the
     count of the whole rendered prompt (tools and system included)."""
-    return orjson.dumps(_payload(req, model, 1, can_think))
+    return orjson.dumps(_with(_payload(req, model, 1, can_think), overrides))
+
+
+def _with(payload: dict[str, Any], overrides: Overrides | None) -> dict[str, Any]:
+    """The catalog's per-model options written in (issue 15)."""
+    return payload if overrides is None else apply_options(payload, overrides)
 
 
 def count_tokens_body(done: dict[str, Any]) -> bytes:

@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 
 from router.errors import BadRequest
+from router.wire.options import Overrides, apply_options
 
 MAX_INPUTS = 2048  # OpenAI's limit on one request's array
 FLOAT32_MAX = 3.4028234663852886e38
@@ -128,11 +129,19 @@ def parse_embeddings(body: dict[str, Any]) -> EmbeddingsRequest:
     return EmbeddingsRequest(model, inputs, fmt, dims, user)
 
 
-def embed_payload(req: EmbeddingsRequest, model: str, inputs: Sequence[str]) -> bytes:
+def embed_payload(
+    req: EmbeddingsRequest,
+    model: str,
+    inputs: Sequence[str],
+    overrides: Overrides | None = None,
+) -> bytes:
     """The `/api/embed` body for some of the request's inputs; `model` is the node's name."""
     payload: dict[str, Any] = {"model": model, "input": list(inputs), "truncate": False}
     if req.dimensions is not None:
         payload["dimensions"] = req.dimensions
+    if overrides is not None:  # the catalog's options: num_ctx, keep_alive, truncate
+        del payload["truncate"]  # the catalog's says (false unless the model opts in)
+        apply_options(payload, overrides, embed=True)
     return orjson.dumps(payload)
 
 

@@ -41,13 +41,15 @@ def apply_options(
     the same dict. The client's values are those the payload already holds."""
     options = payload.get("options")
     if not isinstance(options, dict):
-        options = payload["options"] = {}
+        options = {}
     if overrides.num_ctx is not None:
         options["num_ctx"] = overrides.num_ctx
     if overrides.keep_alive is not None:
         payload["keep_alive"] = overrides.keep_alive
     payload.setdefault("truncate", overrides.truncate)
     if embed:  # /api/embed has no num_predict or think
+        if options:
+            payload["options"] = options
         return payload
     cap = overrides.num_predict
     if cap is not None:
@@ -57,6 +59,8 @@ def apply_options(
             options["num_predict"] = cap
     if overrides.think is not None:
         payload.setdefault("think", overrides.think)
+    if options:  # no empty `options` object on the wire
+        payload["options"] = options
     return payload
 
 

@@ -19,13 +19,20 @@ from typing import Any
 import orjson
 
 from router.errors import BadRequest
+from router.wire.options import Overrides, apply_options
 from router.wire.responses_parse import ResponsesRequest
 from router.wire.translate import Usage, usage_of
 
 NewId = Callable[[str], str]
 
 
-def responses_payload(req: ResponsesRequest, model: str, *, can_think: bool = True) -> bytes:
+def responses_payload(
+    req: ResponsesRequest,
+    model: str,
+    overrides: Overrides | None = None,
+    *,
+    can_think: bool = True,
+) -> bytes:
     """The native `/api/chat` body; always streamed (the router gathers a JSON answer).
     `can_think=False` (the model lacks Ollama's `thinking` capability) leaves `think` out:
     Ollama answers 400 when such a model is asked to think, and agents send `reasoning`
@@ -48,6 +55,8 @@ def responses_payload(req: ResponsesRequest, model: str, *, can_think: bool = Tr
         payload["format"] = req.format
     if req.think is not None and can_think:
         payload["think"] = req.think
+    if overrides is not None:  # the catalog's per-model options (issue 15)
+        apply_options(payload, overrides)
     return orjson.dumps(payload)
 
 

@@ -26,6 +26,7 @@ from router.config import (
     CoordinationConfig,
     FleetConfig,
     HealthConfig,
+    ModelConfig,
     NodeConfig,
     RoutingConfig,
 )
@@ -127,6 +128,7 @@ async def make_replicas() -> AsyncIterator[ReplicaFactory]:
         *,
         max_concurrency: int = 2,
         redis_url: str | None,
+        models: tuple[ModelConfig, ...] = (),
         **coordination: Any,
     ) -> list[Router]:
         emulated: dict[str, EmulatedNode] = {}
@@ -142,6 +144,7 @@ async def make_replicas() -> AsyncIterator[ReplicaFactory]:
             # Lenient: a busy test process must not make a node look down mid-test.
             health=HealthConfig(interval_s=1.0, timeout_s=1.0, refresh_min_interval_s=0.0),
             routing=RoutingConfig(connect_timeout_s=1.0, request_timeout_s=20.0),
+            models=models,
         )
         if redis_url is not None:
             config = replace(

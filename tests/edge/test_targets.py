@@ -117,7 +117,13 @@ async def test_no_request_reaches_another_host(router: Router, http: Any, canary
     await wait_until(lambda: canary.connections == 1)
     # The nodes saw only Ollama's own paths, and none of the client's steering headers.
     for node in router.nodes.values():
-        assert set(node.stats.requests) <= {"/api/chat", "/api/generate", "/api/tags", "/api/ps"}
+        assert set(node.stats.requests) <= {
+            "/api/chat",
+            "/api/generate",
+            "/api/tags",
+            "/api/ps",
+            "/api/show",
+        }
         for headers in node.stats.headers:
             assert headers["Host"] == node.url.removeprefix("http://")
             assert not {"X-Forwarded-Host", "Forwarded", "X-Original-URL"} & set(headers)

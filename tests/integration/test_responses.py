@@ -468,7 +468,7 @@ async def test_fields_without_a_local_meaning_are_accepted_and_not_sent(router: 
         truncation="auto",
     )
     assert resp.status == "completed" and resp.truncation == "auto"
-    assert set(_chat_bodies(router)[-1]) == {"model", "messages", "stream", "options"}
+    assert set(_chat_bodies(router)[-1]) == {"model", "messages", "stream", "options", "truncate"}
 
 
 async def test_reasoning_asked_of_a_model_that_cannot_think_is_the_nodes_400(

@@ -35,6 +35,7 @@ FIELDS = {
     "api",
     "model",
     "node",
+    "served_model",
     "attempts",
     "stream",
     "status",

@@ -4,6 +4,7 @@ parts skip when those are not installed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,20 @@ def test_load_scenario(tmp_path: Path, key: str, names: tuple[str, ...]) -> None
         assert set(cpu) == expected, (m["target"], cpu)
         assert cpu["client"] > 0 and cpu["node"] > 0, (m["target"], cpu)
     assert "CPU per request in the window" in "\n".join(report.scenario_md(scenario))
+
+
+def test_s6_many_streams(tmp_path: Path) -> None:
+    """S6 at a tiny size (8 streams x 20 tokens): direct, floor and router, and the router's
+    Responses and Messages streams, each measured or reported as not served yet."""
+    tiny = replace(LOAD_SCENARIOS["S6"], concurrency=8, tokens=20)
+    scenario = run_load(_run(tmp_path, "direct", "floor", "router"), tiny)
+    measured = {m["target"] for m in scenario["measures"]}
+    assert {"direct", "floor", "router"} <= measured
+    assert set(tg.API_TARGETS.values()) <= measured | set(scenario["not_served"])
+    _renders(scenario)
+    text = "\n".join(report.scenario_md(scenario))
+    assert "| target | tok/s | vs direct | vs floor |" in text
+    assert "S6 chat: CPU per token / floor's" in text
 
 
 @needs_wrk

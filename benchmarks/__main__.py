@@ -116,6 +116,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     have = targets.available(wanted)
     _log(f"run directory {out}; targets {', '.join(have)}; {cores.describe()}")
     apis = None if args.apis is None else tuple(a for a in args.apis.split(",") if a != "none")
+    if apis and not set(apis) <= set(targets.API_TARGETS):
+        raise SystemExit(f"--apis: choose from {','.join(targets.API_TARGETS)} or none")
     run = Run(out, cores, args.repeats, args.duration, have, _log, args.s4_streams, apis)
     results: dict[str, Any] = {
         "started": stamp,
@@ -129,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         results["scenarios"].append(run_one(run, key))
         (out / "results.json").write_text(json.dumps(results, indent=1))
     if args.profile:
-        results["profiles"] = [profile(run, key, 10.0) for key in ("S1-c64", "S2")]
+        results["profiles"] = [profile(run, key, 10.0) for key in ("S1-c64", "S2", "S6")]
     results["elapsed_s"] = time.monotonic() - started
     (out / "results.json").write_text(json.dumps(results, indent=1))
     finish(results, out, write=args.write_results)
@@ -193,7 +195,7 @@ def main() -> int:
         "subset of responses,messages, or none (default: both)",
     )
     p.add_argument("--out", help="run directory (default: benchmarks/out/<UTC time>)")
-    p.add_argument("--profile", action="store_true", help="also py-spy the router under S1/S2")
+    p.add_argument("--profile", action="store_true", help="also py-spy the router under S1-c64, S2 and S6")
     p.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.md")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report", help="re-render a results.json")

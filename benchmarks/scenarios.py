@@ -23,7 +23,7 @@ from benchmarks import wrk
 from benchmarks.loadgen import LoadSpec
 from benchmarks.procs import Cores, Proc, Sampler, running
 from benchmarks.stats import Measure, pct
-from benchmarks.streams import probe_api
+from benchmarks.streams import api_targets
 
 
 @dataclass(slots=True)
@@ -227,7 +227,6 @@ def run_load(run: Run, sc: LoadScenario) -> dict[str, Any]:
     run = replace(run, targets=tuple(t for t in run.targets if t not in sc.skip))
     procs: list[Proc] = []
     measures: list[Measure] = []
-    not_served: dict[str, str] = {}  # target → why it has no row (an API the router lacks)
     with running(procs):
         node_proc, urls = tg.start_nodes(run.out, run.cores, node)
         procs.append(node_proc)
@@ -237,7 +236,11 @@ def run_load(run: Run, sc: LoadScenario) -> dict[str, Any]:
             procs.append(litellm_node)
             litellm_url = lurls[0]
         targets = start_targets(run, procs, urls[0], litellm_url, node.max_parallel)
-        targets += api_targets(run, sc, targets, not_served)
+        apis = sc.apis if run.apis is None else run.apis
+        extra = api_targets(apis, targets, sc.tokens, lambda t: preflight(run, sc, t), run.log)
+        # target → why it has no row (an API the router does not serve yet)
+        not_served = {name: why for name, why in extra.items() if isinstance(why, str)}
+        targets += [t for t in extra.values() if isinstance(t, tg.Target)]
         if sc.key == "S1-c1" and "direct" in run.targets:
             # The router streams from the node even for a non-streamed request (so first-token
             # and between-token timeouts apply); this row is that same node work, direct.
@@ -273,30 +276,6 @@ def run_load(run: Run, sc: LoadScenario) -> dict[str, Any]:
 def _per_token(m: Measure) -> str:
     us = m.extra.get("cpu_us_per_token", {}).get("proxy")
     return "" if us is None else f"  proxy CPU {us:5.1f} µs/token"
-
-
-def api_targets(
-    run: Run, sc: LoadScenario, started: list[tg.Target], not_served: dict[str, str]
-) -> list[tg.Target]:
-    """The router asked through `sc.apis` too (or `run.apis`), each checked with one request
-    first: an API the router does not serve yet gets a "not served yet" row, not a failure."""
-    router = next((t for t in started if t.name == "router"), None)
-    apis = sc.apis if run.apis is None else run.apis
-    out: list[tg.Target] = []
-    for api in apis if router is not None else ():
-        t = tg.router_api(router, api)
-        why = probe_api(t.url, t.body(sc.tokens, sc.stream), t.headers)
-        if why is None:
-            try:
-                preflight(run, sc, t)
-            except RuntimeError as exc:
-                why = str(exc)[:300]
-        if why is None:
-            out.append(t)
-        else:
-            not_served[t.name] = why
-            run.log(f"  {t.name}: {why}")
-    return out
 
 
 # -- latency vs concurrency ------------------------------------------------------------------------

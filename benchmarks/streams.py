@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
+from benchmarks import targets as tg
 from benchmarks.stats import Measure, Spread, by_target, paired, paired_by, spread
 
 ROUTER_TARGETS = ("router", "router-responses", "router-messages")
@@ -62,6 +64,31 @@ def probe_api(url: str, body: str, headers: dict[str, str]) -> str | None:
     if again is not None and again.startswith("not served"):
         return again
     return f"{why} (asked with Authorization: Bearer: {again or 'served'})"
+
+
+def api_targets(
+    apis: tuple[str, ...],
+    started: list[tg.Target],
+    tokens: int,
+    preflight: Callable[[tg.Target], None],
+    log: Callable[[str], None],
+) -> dict[str, tg.Target | str]:
+    """The running router asked through `apis` too, each checked with one request and then the
+    scenario's preflight: a target to measure, or why it has no row ("not served yet")."""
+    router = next((t for t in started if t.name == "router"), None)
+    out: dict[str, tg.Target | str] = {}
+    for api in apis if router is not None else ():
+        t = tg.router_api(router, api)
+        why = probe_api(t.url, t.body(tokens, True), t.headers)
+        if why is None:
+            try:
+                preflight(t)
+            except RuntimeError as exc:
+                why = str(exc)[:300]
+        out[t.name] = t if why is None else why
+        if why is not None:
+            log(f"  {t.name}: {why}")
+    return out
 
 
 def cpu_per_token(m: Measure, who: str = "proxy") -> float | None:

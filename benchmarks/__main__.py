@@ -195,7 +195,9 @@ def main() -> int:
         "subset of responses,messages, or none (default: both)",
     )
     p.add_argument("--out", help="run directory (default: benchmarks/out/<UTC time>)")
-    p.add_argument("--profile", action="store_true", help="also py-spy the router under S1-c64, S2 and S6")
+    p.add_argument(
+        "--profile", action="store_true", help="also py-spy the router under S1-c64, S2 and S6"
+    )
     p.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.md")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report", help="re-render a results.json")

@@ -28,7 +28,8 @@ bench-relay: $(BENCH_STAMP)
 ## node's share, p99 against round_robin, failed requests); ~1 min; benchmarks/out/replicas.md
 bench-replicas: $(STAMP)
 	mkdir -p benchmarks/out
-	$(PY) -m benchmarks.replicas | tee benchmarks/out/replicas.md
+	$(PY) -m benchmarks.replicas > benchmarks/out/replicas.md
+	cat benchmarks/out/replicas.md
 
 ## bench-peers: wrk and nginx (apt, when root) and LiteLLM in its own venv, .venv-litellm
 bench-peers:

@@ -257,7 +257,7 @@ def run_load(run: Run, sc: LoadScenario) -> dict[str, Any]:
                     m = measure_aiohttp(run, spec_for(sc, t, duration), t, own_node)
                 measures.append(m)
                 run.log(
-                    f"  {sc.key} #{rep + 1} {t.name:8} {m.rps:9.1f} req/s {m.tps:10.0f} tok/s "
+                    f"  {sc.key} #{rep + 1} {t.name:16} {m.rps:9.1f} req/s {m.tps:10.0f} tok/s "
                     f"p50 {m.p50_ms or 0:8.2f} ms  ttft p50 {m.ttft_p50_ms or 0:7.2f} ms  "
                     f"failed {m.failed}" + _per_token(m)
                 )

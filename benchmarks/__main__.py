@@ -23,8 +23,8 @@ from benchmarks.scenarios import LOAD_SCENARIOS, Run, run_load, run_sweep
 from benchmarks.soak import run_mem, run_s4
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("S1-c1", "S1-c64", "S2", "S3", "S4", "S5", "mem", "sweep")
-ALIASES = {"S1": ("S1-c1", "S1-c64"), "all": ORDER}
+ORDER = ("S1-c1", "S1-c64", "S2", "S3", "S4", "S5", "S6", "mem", "sweep")
+ALIASES = {"S1": ("S1-c1", "S1-c64"), "streams": ("S6",), "all": ORDER}
 
 
 def _log(message: str) -> None:
@@ -115,7 +115,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     wanted = tuple(args.targets.split(",")) if args.targets else targets.ALL_TARGETS
     have = targets.available(wanted)
     _log(f"run directory {out}; targets {', '.join(have)}; {cores.describe()}")
-    run = Run(out, cores, args.repeats, args.duration, have, _log, args.s4_streams)
+    apis = None if args.apis is None else tuple(a for a in args.apis.split(",") if a != "none")
+    if apis and not set(apis) <= set(targets.API_TARGETS):
+        raise SystemExit(f"--apis: choose from {','.join(targets.API_TARGETS)} or none")
+    run = Run(out, cores, args.repeats, args.duration, have, _log, args.s4_streams, apis)
     results: dict[str, Any] = {
         "started": stamp,
         "command": "python -m benchmarks " + shlex.join(sys.argv[1:]),
@@ -128,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         results["scenarios"].append(run_one(run, key))
         (out / "results.json").write_text(json.dumps(results, indent=1))
     if args.profile:
-        results["profiles"] = [profile(run, key, 10.0) for key in ("S1-c64", "S2")]
+        results["profiles"] = [profile(run, key, 10.0) for key in ("S1-c64", "S2", "S6")]
     results["elapsed_s"] = time.monotonic() - started
     (out / "results.json").write_text(json.dumps(results, indent=1))
     finish(results, out, write=args.write_results)
@@ -177,14 +180,24 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run scenarios and print one table per scenario")
     p.add_argument(
-        "--scenario", nargs="+", default=["all"], help="S1 S1-c1 S1-c64 S2 S3 S4 S5 mem sweep all"
+        "--scenario",
+        nargs="+",
+        default=["all"],
+        help="S1 S1-c1 S1-c64 S2 S3 S4 S5 S6 (alias streams) mem sweep all",
     )
     p.add_argument("--duration", type=float, help="seconds per measurement (default: per scenario)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--targets", help="comma-separated subset of " + ",".join(targets.ALL_TARGETS))
     p.add_argument("--s4-streams", type=int, default=5000)
+    p.add_argument(
+        "--apis",
+        help="the router's APIs besides chat that S6 also streams through: a comma-separated "
+        "subset of responses,messages, or none (default: both)",
+    )
     p.add_argument("--out", help="run directory (default: benchmarks/out/<UTC time>)")
-    p.add_argument("--profile", action="store_true", help="also py-spy the router under S1/S2")
+    p.add_argument(
+        "--profile", action="store_true", help="also py-spy the router under S1-c64, S2 and S6"
+    )
     p.add_argument("--write-results", action="store_true", help="update benchmarks/RESULTS.md")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("report", help="re-render a results.json")
@@ -193,7 +206,10 @@ def main() -> int:
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("profile", help="py-spy the router under load")
     p.add_argument(
-        "--scenario", nargs="+", default=["S1-c64", "S2"], choices=["S1-c64", "S1-c1", "S2", "S3"]
+        "--scenario",
+        nargs="+",
+        default=["S1-c64", "S2"],
+        choices=["S1-c64", "S1-c1", "S2", "S3", "S6"],
     )
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--top", type=int, default=15)

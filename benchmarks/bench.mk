@@ -1,6 +1,6 @@
 # Benchmark targets (included by the Makefile). `make test` runs the smoke test through pytest
 # (tests/benchmarks); `bench-smoke` runs it alone.
-.PHONY: bench bench-peers bench-smoke
+.PHONY: bench bench-peers bench-smoke bench-relay bench-replicas
 
 BENCH_STAMP := $(VENV)/.installed-bench
 
@@ -13,9 +13,23 @@ bench-smoke: $(STAMP)
 	$(VENV)/bin/pytest -q tests/benchmarks
 
 ## bench: every scenario x 3 against direct, the Python floor, nginx and LiteLLM (when installed:
-## make bench-peers); ~20 min; rewrites the generated part of benchmarks/RESULTS.md and its plot
+## make bench-peers); ~25 min; rewrites the generated part of benchmarks/RESULTS.md and its plot;
+## then the replicas benchmark (~1 min, needs redis-server), its tables in benchmarks/out/
 bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks run --repeats 3 --profile --write-results
+	$(MAKE) --no-print-directory bench-replicas
+
+## bench-relay: issue 16's targets only: S1 (per request) and S6 (per token) against the bare
+## relay, direct, floor and router x 3 (~6 min); tables in benchmarks/out/<run>/tables.md
+bench-relay: $(BENCH_STAMP)
+	$(PY) -m benchmarks run --scenario S1 S6 --repeats 3 --targets direct,floor,router
+
+## bench-replicas: python -m benchmarks.replicas (1, 2, 4 replicas; with Redis: a 3x slower
+## node's share, p99 against round_robin, failed requests); ~1 min; benchmarks/out/replicas.md
+bench-replicas: $(STAMP)
+	mkdir -p benchmarks/out
+	$(PY) -m benchmarks.replicas > benchmarks/out/replicas.md
+	cat benchmarks/out/replicas.md
 
 ## bench-peers: wrk and nginx (apt, when root) and LiteLLM in its own venv, .venv-litellm
 bench-peers:

@@ -3,7 +3,10 @@ file argv[2] (not stdout: a pipe left non-blocking by the event loop truncates l
 
 Closed loop: `concurrency` workers, each sending its next request when the last one ended, until
 the window closes or `max_requests` were sent. Native NDJSON (direct, floor, nginx) and OpenAI SSE
-(router, LiteLLM) get equal effort: one read call and one `orjson.loads` per line/event. Times are
+(router, LiteLLM) get equal effort: one read call and one `orjson.loads` per line/event. The
+Responses and Messages streams (`event:` + `data:` events, typed by the data's `type`) count a
+token per text delta (`response.output_text.delta`, a `text_delta` of `content_block_delta`) and
+end at `response.completed` / `message_stop`. Times are
 `time.monotonic()`, the clock of the orchestrator's /proc sampler, so CPU % covers the same window.
 
 Counting: a request counts toward req/s and latency if it *ended* inside the window
@@ -31,7 +34,7 @@ from benchmarks.node import run_fast
 @dataclass(slots=True)
 class LoadSpec:
     urls: list[str]  # round-robin per request (S5 direct spreads over 200 nodes)
-    protocol: str  # "native" | "openai"
+    protocol: str  # "native" | "openai" | "responses" | "messages"
     bodies: list[str]  # round-robin per request
     headers: dict[str, str]
     stream: bool
@@ -65,6 +68,14 @@ class _Failed(Exception):
     pass
 
 
+# Typed SSE streams: (the event that carries a text delta, the event that ends the stream).
+_TYPED = {
+    "responses": ("response.output_text.delta", "response.completed"),
+    "messages": ("content_block_delta", "message_stop"),
+}
+_TYPED_FAILURES = frozenset({"error", "response.failed", "response.incomplete"})
+
+
 class Load:
     def __init__(self, spec: LoadSpec) -> None:
         self.spec = spec
@@ -88,7 +99,9 @@ class Load:
             if resp.status != 200:
                 await resp.read()
                 raise _Failed(f"http_{resp.status}")
-            if stream:
+            if stream and spec.protocol in _TYPED:
+                first, tokens = await self._stream_typed(resp)
+            elif stream:
                 first, tokens = await self._stream(resp)
             else:
                 first, tokens = None, self._single(await resp.read())
@@ -113,6 +126,14 @@ class Load:
             if not data.get("done") or not data["message"]["content"]:
                 raise _Failed("bad_body")
             return int(data["eval_count"])
+        if self.spec.protocol == "responses":
+            if not data["output"][-1]["content"][0]["text"]:
+                raise _Failed("bad_body")
+            return int(data["usage"]["output_tokens"])
+        if self.spec.protocol == "messages":
+            if not data["content"][0]["text"]:
+                raise _Failed("bad_body")
+            return int(data["usage"]["output_tokens"])
         if not data["choices"][0]["message"]["content"]:
             raise _Failed("bad_body")
         return int(data["usage"]["completion_tokens"])
@@ -149,6 +170,36 @@ class Load:
                     self.result.tokens += 1
             if done:
                 break
+        return first, tokens
+
+    async def _stream_typed(self, resp: aiohttp.ClientResponse) -> tuple[float | None, int]:
+        """A Responses or Messages stream: one read call and one `orjson.loads` per event."""
+        delta_type, end_type = _TYPED[self.spec.protocol]
+        responses = self.spec.protocol == "responses"
+        content, first, tokens = resp.content, None, 0
+        while True:
+            raw = await content.readuntil(b"\n\n")
+            if not raw:
+                raise _Failed("incomplete")
+            at = raw.find(b"data:")
+            if at < 0:
+                continue  # a comment, or an event without data (`ping`)
+            data = orjson.loads(raw[at + 5 :])
+            kind = data.get("type")
+            if kind == end_type:
+                break
+            if kind in _TYPED_FAILURES:
+                raise _Failed("sse_error")
+            if kind != delta_type:
+                continue
+            text = data["delta"] if responses else data["delta"].get("text")
+            if text:
+                now = time.monotonic()
+                if first is None:
+                    first = now
+                tokens += 1
+                if self._in_window(now):
+                    self.result.tokens += 1
         return first, tokens
 
     async def worker(self, session: aiohttp.ClientSession, index: int) -> None:

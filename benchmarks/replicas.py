@@ -5,6 +5,11 @@ coordination, prints the peak concurrency each node saw (the emulator's own coun
 max_concurrency, and the p50/p99 latency. Bounded load: as many clients as the fleet has slots,
 each sending one non-streamed chat after another to a random router (a load balancer in
 front). "with Redis" needs redis-server on the PATH; it runs on a free loopback port.
+
+Then, with Redis, a fleet with one node 3x slower (benchmarks/replicas_slow.py): the slow node's
+share at light and at full load for 1, 2 and 4 replicas, p99 against round-robin in the same
+run, and failed requests. Every row runs for `--window` seconds (after a short warm-up in the
+second table); the whole command takes about a minute.
 """
 
 from __future__ import annotations
@@ -15,19 +20,15 @@ import random
 import shutil
 import socket
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import aiohttp
-from aiohttp import web
-
+from benchmarks import replicas_slow as slow_node
+from benchmarks.replicas_slow import drive, routers
 from benchmarks.stats import pct
-from router.api.app import create_app, make_runner
-from router.api.auth import digest, new_key
-from router.config import ApiKeyConfig, CoordinationConfig, FleetConfig, HealthConfig, NodeConfig
-from router.emulator import EmulatedNode, EmulatorConfig
+from router.config import RoutingConfig
+from router.emulator import EmulatorConfig
 
 NODES = 3
 CAPACITY = 4
@@ -36,7 +37,6 @@ REPLICAS = (1, 2, 4)
 NODE = EmulatorConfig(
     models=("llama3",), tokens_per_second=200, default_tokens=15, ttft_ms=25, max_parallel=CAPACITY
 )
-BODY = {"model": "ollama/llama3", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @dataclass(slots=True)
@@ -82,60 +82,23 @@ async def redis_server() -> AsyncIterator[str]:
 
 
 async def run_one(replicas: int, redis_url: str | None, window_s: float, seed: int) -> Result:
-    nodes = [EmulatedNode(NODE, name=f"node-{i}") for i in range(NODES)]
-    for node in nodes:
-        node.stats.record_bodies = False
-        await node.start()
-    key = new_key()
-    config = FleetConfig(
-        nodes=tuple(NodeConfig(n.name, n.url, CAPACITY) for n in nodes),
-        api_keys=(ApiKeyConfig("bench", digest(key)),),
-        health=HealthConfig(interval_s=1.0, timeout_s=1.0),
-    )
-    if redis_url is not None:  # a prefix per run: no leftovers from the one before
-        prefix = f"bench-{replicas}-{seed}"
-        config = replace(config, coordination=CoordinationConfig(redis_url, key_prefix=prefix))
-    runners, urls = [], []
-    for i in range(replicas):
-        runner = make_runner(create_app(config, rng=random.Random(seed + i)), shutdown_grace_s=5)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        urls.append(f"http://127.0.0.1:{runner.addresses[0][1]}/v1/chat/completions")
-    latencies: list[float] = []
-    failed = 0
-    rng = random.Random(seed)
-    headers = {"Authorization": f"Bearer {key}"}
-    try:
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), headers=headers
-        ) as session:
-
-            async def client(deadline: float) -> None:
-                nonlocal failed
-                while time.monotonic() < deadline:
-                    started = time.monotonic()
-                    async with session.post(rng.choice(urls), json=BODY) as resp:
-                        await resp.read()
-                        if resp.status != 200:
-                            failed += 1
-                    latencies.append(time.monotonic() - started)
-
-            for node in nodes:  # warm: connections open, counters from zero
-                node.stats.reset()
-            deadline = time.monotonic() + window_s
-            await asyncio.gather(*(client(deadline) for _ in range(NODES * CAPACITY)))
-    finally:
-        for runner in runners:
-            await runner.cleanup()
-        for node in nodes:
-            await node.stop()
+    prefix = f"bench-{replicas}-{seed}"
+    nodes_config = (NODE,) * NODES
+    async with routers(nodes_config, replicas, redis_url, RoutingConfig(), seed, prefix) as (
+        nodes,
+        urls,
+        key,
+    ):
+        for node in nodes:  # counters from zero
+            node.stats.reset()
+        latencies, failed = await drive(urls, key, NODES * CAPACITY, window_s, random.Random(seed))
+        peaks = {n.name: n.stats.max_in_flight for n in nodes}
     return Result(
         replicas,
         redis_url is not None,
         len(latencies),
         failed,
-        {n.name: n.stats.max_in_flight for n in nodes},
+        peaks,
         _ms(pct(latencies, 50)),
         _ms(pct(latencies, 99)),
     )
@@ -170,7 +133,8 @@ async def main(window_s: float, seed: int) -> str:
         return table(results) + "\n\n(with Redis: skipped, redis-server is not installed)"
     async with redis_server() as url:
         results += [await run_one(n, url, window_s, seed) for n in REPLICAS]
-    return table(results)
+        slow = await slow_node.run_all(url, REPLICAS, window_s, seed)
+    return table(results) + "\n\n" + slow_node.table(slow)
 
 
 if __name__ == "__main__":

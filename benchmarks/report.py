@@ -10,7 +10,10 @@ from typing import Any
 from benchmarks.stats import Measure, Spread, by_target, paired, spread
 
 BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
-ORDER = ("direct", "direct-stream", "nginx", "floor", "router", "litellm")
+ORDER = (
+    "direct", "direct-stream", "nginx", "floor", "router", "router-responses", "router-messages",
+    "litellm",
+)  # fmt: skip
 
 
 def _num(v: float | None, digits: int = 0) -> str:
@@ -308,8 +311,15 @@ def sweep_table(scenario: dict[str, Any]) -> list[str]:
     )
 
 
+def _streams_table(scenario: dict[str, Any]) -> list[str]:
+    from benchmarks.streams import streams_table  # it renders with this module's helpers
+
+    return streams_table(scenario)
+
+
 RENDER: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "S4": s4_table,
+    "S6": _streams_table,
     "S5": s5_tables,
     "mem": mem_table,
     "sweep": sweep_table,
@@ -328,6 +338,7 @@ def scenario_md(scenario: dict[str, Any]) -> list[str]:
 
 def render(results: dict[str, Any]) -> str:
     from benchmarks.checks import checks_md
+    from benchmarks.checks_relay import relay_checks, rows_md
 
     m = results["machine"]
     lines = [
@@ -344,6 +355,16 @@ def render(results: dict[str, Any]) -> str:
         "",
         *checks_md(results),
         "",
+    ]
+    relay = relay_checks(results)
+    if relay:
+        lines += [
+            "## Targets of issue 16: the router against the bare relay",
+            "",
+            *rows_md(relay),
+            "",
+        ]
+    lines += [
         "## Tables",
         "",
     ]

@@ -1,4 +1,4 @@
-"""S1-S3 (one node, every target, repeats interleaved) and the concurrency sweep for the plot.
+"""S1-S3 and S6 (one node, every target, repeats interleaved) and the concurrency sweep.
 
 A scenario starts its node(s) and every available proxy once, checks each target answers the
 right number of tokens, then runs `repeats` rounds of [direct, nginx, floor, router, litellm] so
@@ -23,6 +23,7 @@ from benchmarks import wrk
 from benchmarks.loadgen import LoadSpec
 from benchmarks.procs import Cores, Proc, Sampler, running
 from benchmarks.stats import Measure, pct
+from benchmarks.streams import api_targets
 
 
 @dataclass(slots=True)
@@ -34,6 +35,7 @@ class Run:
     targets: tuple[str, ...]
     log: Callable[[str], None]
     s4_streams: int = 5000
+    apis: tuple[str, ...] | None = None  # the router's other APIs to add; None: the scenario's
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,8 @@ class LoadScenario:
     ramp_s: float = 0.0
     duration_s: float = 5.0
     grace_s: float = 15.0
+    apis: tuple[str, ...] = ()  # the router also asked through these APIs (targets.API_TARGETS)
+    skip: tuple[str, ...] = ()  # targets left out of this scenario
 
 
 LOAD_SCENARIOS = {
@@ -68,6 +72,21 @@ LOAD_SCENARIOS = {
         ramp_s=2.0,
         duration_s=10.0,
         grace_s=30.0,
+    ),
+    # Why this size, and what it reports: benchmarks/streams.py.
+    "S6": LoadScenario(
+        "S6",
+        "S6 many slow streams: 256 streams x 200 tokens at 10 ms/token, against the bare relay",
+        200,
+        True,
+        256,
+        tokens_per_second=100.0,
+        warmup_s=2.0,
+        ramp_s=2.0,
+        duration_s=10.0,
+        grace_s=30.0,
+        apis=("responses", "messages"),
+        skip=("litellm",),  # S3 has LiteLLM at this shape; at ~10 req/s a round takes minutes
     ),
 }
 
@@ -117,17 +136,16 @@ def measure_aiohttp(run: Run, spec: LoadSpec, t: tg.Target, node: Proc | None = 
     usage = sampler.usage(*res["window"])
     router_ms = pct(res["router_ms"], 50)
     extra: dict[str, Any] = {"errors": res["errors"], "server_timing_router_p50_ms": router_ms}
+    # CPU seconds in the window, by process: the client and the node share a core, so what the
+    # client spends on a target's answers is taken from the node (S2).
+    cpu_s = {"client": res["cpu_s"]}
+    for who, u in (("node", node_sampler.usage(*res["window"])), ("proxy", usage)):
+        if u is not None:
+            cpu_s[who] = u.cpu_pct / 100 * spec.duration_s
     if res["requests"]:
-        # CPU per request over the window, by process: the client and the node share a core,
-        # so what the client spends on a target's answers is taken from the node (S2).
-        per_request_us = 1e6 * spec.duration_s / res["requests"]
-        cpu_us = {"client": 1e6 * res["cpu_s"] / res["requests"]}
-        node_usage = node_sampler.usage(*res["window"])
-        if node_usage is not None:
-            cpu_us["node"] = node_usage.cpu_pct / 100 * per_request_us
-        if usage is not None:
-            cpu_us["proxy"] = usage.cpu_pct / 100 * per_request_us
-        extra["cpu_us_per_request"] = cpu_us
+        extra["cpu_us_per_request"] = {k: 1e6 * v / res["requests"] for k, v in cpu_s.items()}
+    if spec.stream and res["tokens"]:  # S6: the proxy's CPU per relayed token
+        extra["cpu_us_per_token"] = {k: 1e6 * v / res["tokens"] for k, v in cpu_s.items()}
     return Measure(
         t.name,
         rps=res["requests"] / spec.duration_s,
@@ -206,6 +224,7 @@ def run_load(run: Run, sc: LoadScenario) -> dict[str, Any]:
         run.log("  wrk is not installed: measuring with the aiohttp client instead")
         sc = replace(sc, tool="aiohttp", title=sc.title.replace("(wrk)", "(aiohttp; no wrk)"))
     node = tg.NodeSpec(sc.tokens, sc.tokens_per_second, max_parallel=max(1024, 2 * sc.concurrency))
+    run = replace(run, targets=tuple(t for t in run.targets if t not in sc.skip))
     procs: list[Proc] = []
     measures: list[Measure] = []
     with running(procs):
@@ -217,6 +236,11 @@ def run_load(run: Run, sc: LoadScenario) -> dict[str, Any]:
             procs.append(litellm_node)
             litellm_url = lurls[0]
         targets = start_targets(run, procs, urls[0], litellm_url, node.max_parallel)
+        apis = sc.apis if run.apis is None else run.apis
+        extra = api_targets(apis, targets, sc.tokens, lambda t: preflight(run, sc, t), run.log)
+        # target → why it has no row (an API the router does not serve yet)
+        not_served = {name: why for name, why in extra.items() if isinstance(why, str)}
+        targets += [t for t in extra.values() if isinstance(t, tg.Target)]
         if sc.key == "S1-c1" and "direct" in run.targets:
             # The router streams from the node even for a non-streamed request (so first-token
             # and between-token timeouts apply); this row is that same node work, direct.
@@ -233,9 +257,9 @@ def run_load(run: Run, sc: LoadScenario) -> dict[str, Any]:
                     m = measure_aiohttp(run, spec_for(sc, t, duration), t, own_node)
                 measures.append(m)
                 run.log(
-                    f"  {sc.key} #{rep + 1} {t.name:8} {m.rps:9.1f} req/s {m.tps:10.0f} tok/s "
+                    f"  {sc.key} #{rep + 1} {t.name:16} {m.rps:9.1f} req/s {m.tps:10.0f} tok/s "
                     f"p50 {m.p50_ms or 0:8.2f} ms  ttft p50 {m.ttft_p50_ms or 0:7.2f} ms  "
-                    f"failed {m.failed}"
+                    f"failed {m.failed}" + _per_token(m)
                 )
     return {
         "key": sc.key,
@@ -243,8 +267,15 @@ def run_load(run: Run, sc: LoadScenario) -> dict[str, Any]:
         "tool": sc.tool,
         "duration_s": duration,
         "concurrency": sc.concurrency,
+        "tokens_per_second": sc.tokens_per_second,
         "measures": [asdict(m) for m in measures],
+        "not_served": not_served,
     }
+
+
+def _per_token(m: Measure) -> str:
+    us = m.extra.get("cpu_us_per_token", {}).get("proxy")
+    return "" if us is None else f"  proxy CPU {us:5.1f} µs/token"
 
 
 # -- latency vs concurrency ------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,10 +69,22 @@ def paired(
 
     Measures are in run order, `repeats x targets`, so the i-th of each target is one repeat.
     """
+    return paired_by(measures, target, base, lambda m: getattr(m, metric), ratio=ratio)
+
+
+def paired_by(
+    measures: Sequence[Measure],
+    target: str,
+    base: str,
+    value: Callable[[Measure], float | None],
+    *,
+    ratio: bool,
+) -> Spread | None:
+    """`paired` over any value of a measure (S6: the proxy's CPU per token, in `extra`)."""
     groups = by_target(measures)
     values: list[float | None] = []
     for a, b in zip(groups.get(target, []), groups.get(base, []), strict=False):
-        x, y = getattr(a, metric), getattr(b, metric)
+        x, y = value(a), value(b)
         if x is None or y is None:
             continue
         values.append((x / y if y else None) if ratio else x - y)

@@ -3,6 +3,8 @@
 direct   the load generator talks to the node's native API (NDJSON);
 floor    benchmarks/floor.py, a bare aiohttp pass-through (native API);
 router   `python -m router serve` on a temporary fleet file, as shipped (OpenAI API);
+router-responses, router-messages
+         the same router process asked through the Responses and the Messages API (S6);
 nginx    benchmarks/nginx.conf, a pure pass-through (native API), when nginx is installed;
 litellm  LiteLLM's proxy with an `ollama_chat/` model (OpenAI API), when `.venv-litellm` exists.
 Every proxy runs alone on the proxy core; nodes and the load generator share the others.
@@ -30,13 +32,21 @@ MODEL = "llama3"
 PROMPT = "Why is the sky blue?"
 ALL_TARGETS = ("direct", "floor", "router", "nginx", "litellm")
 NATIVE_PATH, OPENAI_PATH = "/api/chat", "/v1/chat/completions"
+PATHS = {
+    "native": NATIVE_PATH,
+    "openai": OPENAI_PATH,
+    "responses": "/v1/responses",
+    "messages": "/v1/messages",
+}
+# The router's other client APIs, as targets that share the router's process (S6).
+API_TARGETS = {"responses": "router-responses", "messages": "router-messages"}
 
 
 @dataclass(slots=True)
 class Target:
     name: str
     base: str
-    protocol: str  # "native" | "openai"
+    protocol: str  # "native" | "openai" | "responses" | "messages" (a key of PATHS)
     proc: Proc | None = None  # the proxy whose CPU and RSS the tables show
     headers: dict[str, str] = field(default_factory=dict)
     # None: the scenario says whether to stream; True: always (`direct-stream`: the node's
@@ -45,14 +55,17 @@ class Target:
 
     @property
     def url(self) -> str:
-        return self.base + (NATIVE_PATH if self.protocol == "native" else OPENAI_PATH)
+        return self.base + PATHS[self.protocol]
 
     def body(self, tokens: int, stream: bool, model: str = MODEL) -> str:
         messages = [{"role": "user", "content": PROMPT}]
         data: dict[str, Any] = {"model": model, "messages": messages, "stream": stream}
         if self.protocol == "native":
             data["options"] = {"num_predict": tokens}
-        else:
+        elif self.protocol == "responses":
+            data = {"model": model, "input": PROMPT, "stream": stream}
+            data["max_output_tokens"] = tokens
+        else:  # OpenAI chat and Anthropic Messages alike
             data["max_tokens"] = tokens
         return orjson.dumps(data).decode()
 
@@ -149,6 +162,16 @@ def start_router(
         proc,
         {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
+
+
+def router_api(router: Target, api: str) -> Target:
+    """The running router asked through another client API: same process, same key (sent the
+    way that API's SDK sends it)."""
+    headers = dict(router.headers)
+    if api == "messages":
+        key = headers.pop("Authorization").removeprefix("Bearer ")
+        headers |= {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    return Target(API_TARGETS[api], router.base, api, router.proc, headers)
 
 
 def start_floor(run_dir: Path, cores: Cores, node_url: str) -> Target:

@@ -4,15 +4,19 @@ parts skip when those are not installed."""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks import checks, report, wrk
+from benchmarks import checks, replicas_slow, report, wrk
 from benchmarks import targets as tg
 from benchmarks.fleet_scale import run_s5
 from benchmarks.procs import Cores
+from benchmarks.replicas import redis_server
 from benchmarks.scenarios import LOAD_SCENARIOS, Run, run_load, run_sweep
 from benchmarks.soak import run_mem, run_s4
 
@@ -68,6 +72,20 @@ def test_load_scenario(tmp_path: Path, key: str, names: tuple[str, ...]) -> None
     assert "CPU per request in the window" in "\n".join(report.scenario_md(scenario))
 
 
+def test_s6_many_streams(tmp_path: Path) -> None:
+    """S6 at a tiny size (8 streams x 20 tokens): direct, floor and router, and the router's
+    Responses and Messages streams, each measured or reported as not served yet."""
+    tiny = replace(LOAD_SCENARIOS["S6"], concurrency=8, tokens=20)
+    scenario = run_load(_run(tmp_path, "direct", "floor", "router"), tiny)
+    measured = {m["target"] for m in scenario["measures"]}
+    assert {"direct", "floor", "router"} <= measured
+    assert set(tg.API_TARGETS.values()) <= measured | set(scenario["not_served"])
+    _renders(scenario)
+    text = "\n".join(report.scenario_md(scenario))
+    assert "| target | tok/s | vs direct | vs floor |" in text
+    assert "S6 chat: CPU per token / floor's" in text
+
+
 @needs_wrk
 def test_s1_c64_with_wrk(tmp_path: Path) -> None:
     scenario = run_load(_run(tmp_path, "direct", "router"), LOAD_SCENARIOS["S1-c64"])
@@ -80,6 +98,20 @@ def test_s1_c64_with_wrk(tmp_path: Path) -> None:
 def test_litellm_peer(tmp_path: Path) -> None:
     scenario = run_load(_run(tmp_path, "direct", "litellm"), LOAD_SCENARIOS["S1-c1"])
     _served(scenario, "direct", "direct-stream", "litellm")
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+async def test_replicas_slow_node_table() -> None:
+    """`python -m benchmarks.replicas`'s second table, 2 replicas only, 0.3 s per row."""
+    async with redis_server() as url:
+        rows = await asyncio.wait_for(replicas_slow.run_all(url, (2,), 0.3, 1), 60)
+    assert [(r.strategy, r.load) for r in rows] == [
+        ("cost_aware", "light"), ("round_robin", "light"),
+        ("cost_aware", "full"), ("round_robin", "full"),
+    ]  # fmt: skip
+    assert all(r.requests > 0 and r.slow_share is not None for r in rows)
+    text = replicas_slow.table(rows)
+    assert "| replicas | strategy | load |" in text and "Failed requests in all rows" in text
 
 
 def test_s4_idle_streams(tmp_path: Path) -> None:

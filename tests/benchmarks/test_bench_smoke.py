@@ -1,6 +1,7 @@
 """Smoke test of benchmarks/: every scenario runs for about a second, on real processes and
-loopback sockets. It checks that each runs and reports, not how fast; wrk, nginx and LiteLLM
-parts skip when those are not installed."""
+loopback sockets. It checks that each runs and reports, not how fast. wrk and nginx come from
+`make system-deps` (without them a test fails or skips saying what to run, tests/tools.py);
+LiteLLM is an optional peer of `make bench` only, so its test skips where it is not installed."""
 
 from __future__ import annotations
 
@@ -9,16 +10,19 @@ from typing import Any
 
 import pytest
 
-from benchmarks import checks, report, wrk
+from benchmarks import checks, report
 from benchmarks import targets as tg
 from benchmarks.fleet_scale import run_s5
 from benchmarks.procs import Cores
 from benchmarks.scenarios import LOAD_SCENARIOS, Run, run_load, run_sweep
 from benchmarks.soak import run_mem, run_s4
+from tests import tools
 
-needs_wrk = pytest.mark.skipif(not wrk.available(), reason="wrk is not installed")
+# The one optional peer: LiteLLM is what `make bench` compares against when it is there; the
+# router needs nothing of it, so a machine without it loses only this comparison.
 needs_litellm = pytest.mark.skipif(
-    "litellm" not in tg.available(), reason="LiteLLM is not installed (make bench-peers)"
+    "litellm" not in tg.available(),
+    reason="LiteLLM, an optional benchmark peer, is not installed (make bench-peers)",
 )
 
 
@@ -42,8 +46,8 @@ def _served(scenario: dict[str, Any], *names: str) -> None:
         assert m["tps"] > 0, name  # S3's 2 s streams may not end inside a 1 s window
 
 
-# nginx rides along in S2 when it is installed (a separate start would cost seconds).
-_S2 = ("direct", "floor", "router", *(("nginx",) if tg.nginx_binary() else ()))
+# nginx rides along in S2 (a separate start would cost seconds).
+_S2 = ("direct", "floor", "router", "nginx")
 
 
 @pytest.mark.parametrize(
@@ -52,6 +56,8 @@ _S2 = ("direct", "floor", "router", *(("nginx",) if tg.nginx_binary() else ()))
     ids=["S1-c1", "S2", "S3"],
 )
 def test_load_scenario(tmp_path: Path, key: str, names: tuple[str, ...]) -> None:
+    if "nginx" in names:
+        tools.require("nginx")
     scenario = run_load(_run(tmp_path, *names), LOAD_SCENARIOS[key])
     # S1 c=1 adds the node's streamed answer, direct: what the router asks of the node.
     _served(scenario, *names, *(("direct-stream",) if key == "S1-c1" else ()))
@@ -68,8 +74,8 @@ def test_load_scenario(tmp_path: Path, key: str, names: tuple[str, ...]) -> None
     assert "CPU per request in the window" in "\n".join(report.scenario_md(scenario))
 
 
-@needs_wrk
 def test_s1_c64_with_wrk(tmp_path: Path) -> None:
+    tools.require("wrk")
     scenario = run_load(_run(tmp_path, "direct", "router"), LOAD_SCENARIOS["S1-c64"])
     assert scenario["tool"] == "wrk"
     _served(scenario, "direct", "router")

@@ -1,15 +1,14 @@
 """A real redis-server per test, and several routers in front of the same emulated nodes.
 
-redis-server runs on a free loopback port with its own temp dir and no persistence; tests skip
-(saying why) where it or the redis package is missing. Teardown checks what the shared
-fixtures check for one router: every slot comes back, on every router and every node.
+redis-server runs on a free loopback port with its own temp dir and no persistence; where it is
+missing a test fails or skips with the line saying what to run (tests/tools.py). Teardown checks
+what the shared fixtures check for one router: every slot comes back, on every router and node.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -30,9 +29,8 @@ from router.config import (
     RoutingConfig,
 )
 from router.emulator import EmulatedNode, EmulatorConfig
+from tests import tools
 from tests.conftest import Router, free_port, wait_until
-
-REDIS_SERVER = shutil.which("redis-server")
 
 
 @dataclass
@@ -47,10 +45,10 @@ class RedisServer:
 
     async def start(self) -> None:
         """Start (or restart on the same port): empty, like a Redis that lost its data."""
-        assert REDIS_SERVER is not None and self.process is None
+        assert self.process is None
         self.port = self.port or free_port()
         self.process = await asyncio.create_subprocess_exec(
-            REDIS_SERVER,
+            tools.require("redis-server"),
             *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
             *("--save", "", "--appendonly", "no", "--loglevel", "warning"),
             stdout=asyncio.subprocess.DEVNULL,
@@ -91,9 +89,7 @@ class RedisServer:
 
 @pytest.fixture
 async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
-    pytest.importorskip("redis", reason="the redis package is not installed (extra: coordination)")
+    tools.require("redis-server")
     server = RedisServer(tmp_path)
     for _ in range(3):  # another process may take the free port before redis-server binds it
         try:

@@ -20,8 +20,8 @@ from router.fleet.registry import Fleet
 from router.obs.metrics import Metrics
 from router.routing.build import build_slots
 from router.routing.scoring import SpeedStats
-from tests.conftest import RouterFactory
-from tests.observability.conftest import PACED, ROOT, mixed_traffic, require_tool, scrape
+from tests.conftest import RouterFactory, scrape
+from tests.observability.conftest import PACED, ROOT, mixed_traffic, require_tool
 
 DASHBOARD = ROOT / "deploy/grafana/jarvis-dashboard.json"
 RULES = ROOT / "deploy/prometheus/jarvis-alerts.yaml"

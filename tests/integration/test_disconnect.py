@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from router.emulator import EmulatorConfig
-from tests.conftest import RouterFactory, wait_until
+from tests.conftest import RouterFactory, scrape, wait_until
 
 SLOW = EmulatorConfig(models=("llama3",), tokens_per_second=20, default_tokens=200)
 
@@ -27,8 +27,9 @@ async def test_stream_disconnect_frees_the_slot(make_router: RouterFactory, http
     await wait_until(lambda: router.nodes["solo"].stats.in_flight == 0, 2.0)
     assert router.nodes["solo"].stats.cancelled == 1
     assert router.state.fleet.nodes["solo"].healthy  # a client cancel is never the node's fault
-    cancelled = router.state.metrics.upstream.labels("solo", "client_cancelled")._value.get()
-    assert cancelled == 1
+    metrics = await scrape(http, router.url)
+    outcomes = metrics.series("jarvis_upstream_requests_total", "node", "outcome")
+    assert outcomes == {("solo", "client_cancelled"): 1}, outcomes
 
 
 async def test_non_stream_disconnect_frees_the_slot(make_router: RouterFactory) -> None:

@@ -110,6 +110,11 @@ class Scrape:
     def names(self) -> set[str]:
         return {name for name, _, _ in self.samples}
 
+    def value(self, name: str, **labels: str) -> float | None:
+        """The sample called `name` with exactly these labels; None when there is none."""
+        found = [v for sample, values, v in self.samples if sample == name and values == labels]
+        return found[0] if found else None
+
     def series(self, name: str, *labels: str) -> dict[tuple[str, ...], float]:
         """`{(label values…): value}` for every sample called `name`."""
         return {

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -30,7 +31,7 @@ from router.config import (
 )
 from router.emulator import EmulatedNode, EmulatorConfig
 from tests import tools
-from tests.conftest import Router, free_port, wait_until
+from tests.conftest import Router, free_port, scrape, scrape_until, wait_until
 
 
 @dataclass
@@ -175,6 +176,16 @@ async def make_replicas() -> AsyncIterator[ReplicaFactory]:
             await node.stop()
 
 
-def sample(router: Router, name: str, **labels: str) -> float:
-    value = router.state.metrics.registry.get_sample_value(name, labels)
+async def sample(router: Router, name: str, **labels: str) -> float:
+    """A sample from the router's own /metrics; 0 for a series never written yet."""
+    async with aiohttp.ClientSession() as http:
+        value = (await scrape(http, router.url)).value(name, **labels)
     return 0.0 if value is None else value
+
+
+async def wait_sharing(router: Router, timeout_s: float = 3.0) -> None:
+    """Until the router's /metrics says it shares slots through Redis."""
+    async with aiohttp.ClientSession() as http:
+        await scrape_until(
+            http, router.url, lambda s: s.value("jarvis_coordination_up") == 1, timeout_s
+        )

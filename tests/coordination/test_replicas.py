@@ -11,6 +11,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import openai
 import pytest
 from redis.asyncio import Redis
@@ -19,8 +20,14 @@ from router.emulator import EmulatorConfig
 from router.routing.local import QueuedSlots
 from router.routing.redis_leases import ACQUIRE
 from router.routing.redis_slots import RedisSlots
-from tests.conftest import Router, free_port, wait_until
-from tests.coordination.conftest import SLOW, RedisServer, ReplicaFactory, sample
+from tests.conftest import Router, free_port, scrape, wait_until
+from tests.coordination.conftest import (
+    SLOW,
+    RedisServer,
+    ReplicaFactory,
+    sample,
+    wait_sharing,
+)
 from tests.coordination.proxy import LossyProxy
 
 pytestmark = pytest.mark.timeout(20)
@@ -46,10 +53,6 @@ async def _load(routers: list[Router], requests: int) -> list[str]:
     return await asyncio.gather(*(_chat(next(spread), i) for i in range(requests)))
 
 
-def _sharing(router: Router) -> Callable[[], bool]:
-    return lambda: sample(router, "jarvis_coordination_up") == 1
-
-
 def _peaks(router: Router) -> dict[str, int]:
     return {name: node.stats.max_in_flight for name, node in router.nodes.items()}
 
@@ -64,8 +67,8 @@ async def test_two_routers_never_exceed_a_nodes_capacity(
     assert all(replies)
     assert max(_peaks(routers[0]).values()) == 2  # never over, and the load did fill nodes
     for router in routers:
-        assert sample(router, "jarvis_coordination_up") == 1
-        assert sample(router, "jarvis_coordination_errors_total", operation="acquire") == 0
+        assert await sample(router, "jarvis_coordination_up") == 1
+        assert await sample(router, "jarvis_coordination_errors_total", operation="acquire") == 0
 
 
 async def test_without_redis_the_same_routers_overrun_the_nodes(
@@ -76,7 +79,8 @@ async def test_without_redis_the_same_routers_overrun_the_nodes(
     routers = await make_replicas(2, {"a": SLOW, "b": SLOW}, max_concurrency=2, redis_url=None)
     assert all(await _load(routers, 8))
     assert max(_peaks(routers[0]).values()) > 2
-    assert routers[0].state.metrics.registry.get_sample_value("jarvis_coordination_up") is None
+    async with aiohttp.ClientSession() as http:  # not configured: no coordination metrics
+        assert "jarvis_coordination_up" not in (await scrape(http, routers[0].url)).names
     assert isinstance(routers[0].state.dispatcher.slots, QueuedSlots)
 
 
@@ -182,11 +186,12 @@ async def test_redis_gone_mid_load_fails_no_request_and_comes_back(
         redis_server.pause()
     assert all(await load)  # not one failed
     for router in routers:
-        assert sample(router, "jarvis_coordination_up") == 0
-        assert sum(
-            sample(router, "jarvis_coordination_errors_total", operation=op)
+        assert await sample(router, "jarvis_coordination_up") == 0
+        errors = [
+            await sample(router, "jarvis_coordination_errors_total", operation=op)
             for op in ("acquire", "release", "refresh", "probe")
-        )
+        ]
+        assert sum(errors)
     down = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
     assert len(down) == 2  # once per router, not once per request
     # Redis returns (after a crash, empty): every router shares slots again.
@@ -195,7 +200,7 @@ async def test_redis_gone_mid_load_fails_no_request_and_comes_back(
     else:
         redis_server.resume()
     for router in routers:
-        await wait_until(_sharing(router), 3.0)
+        await wait_sharing(router)
     await wait_until(lambda: not any(n.stats.in_flight for n in routers[0].nodes.values()))
     for node in routers[0].nodes.values():
         node.stats.reset()
@@ -234,22 +239,22 @@ async def test_one_lost_answer_while_redis_answers_keeps_the_cap(
     assert all(await _load([router], 3))
     assert lossy.lost == 1
     assert router.nodes["a"].stats.max_in_flight == 1  # still capped
-    assert sample(router, "jarvis_coordination_up") == 1  # Redis answered the check after it
-    assert sample(router, "jarvis_coordination_errors_total", operation="acquire") == 1
+    assert await sample(router, "jarvis_coordination_up") == 1  # Redis answered the check after it
+    assert await sample(router, "jarvis_coordination_errors_total", operation="acquire") == 1
 
 
 async def test_acquires_refused_while_redis_answers_pings_drop_to_local_counts(
     redis_server: RedisServer, redis_cli: Redis, make_replicas: ReplicaFactory
 ) -> None:
     (router,) = await make_replicas(1, {"a": SLOW}, max_concurrency=1, redis_url=redis_server.url)
-    await wait_until(_sharing(router))
+    await wait_sharing(router)
     # After a failover gone wrong the address now leads to a read-only replica: it refuses
     # every write (READONLY, the acquire script's first command) but answers PING. The router
     # must not spin between "suspect" and "it answers": it drops to local counts.
     await redis_cli.replicaof("127.0.0.1", free_port())  # a primary that is not there
     assert await _chat(router, 0)
-    assert sample(router, "jarvis_coordination_up") == 0
-    assert sample(router, "jarvis_coordination_errors_total", operation="acquire") == 2
+    assert await sample(router, "jarvis_coordination_up") == 0
+    assert await sample(router, "jarvis_coordination_errors_total", operation="acquire") == 2
 
 
 async def test_a_router_starts_without_redis_and_joins_when_it_appears(
@@ -257,12 +262,12 @@ async def test_a_router_starts_without_redis_and_joins_when_it_appears(
 ) -> None:
     await redis_server.kill()
     (router,) = await make_replicas(1, {"a": SLOW}, max_concurrency=1, redis_url=redis_server.url)
-    assert sample(router, "jarvis_coordination_up") == 0
-    assert sample(router, "jarvis_coordination_errors_total", operation="connect") == 1
+    assert await sample(router, "jarvis_coordination_up") == 0
+    assert await sample(router, "jarvis_coordination_errors_total", operation="connect") == 1
     assert all(await _load([router], 3))  # local counts: no cap, no wait
     assert router.nodes["a"].stats.max_in_flight == 3
     await redis_server.start()
-    await wait_until(_sharing(router), 3.0)
+    await wait_sharing(router)
     router.nodes["a"].stats.reset()
     assert all(await _load([router], 3))
     assert router.nodes["a"].stats.max_in_flight == 1

@@ -392,7 +392,12 @@ def test_cost_aware_scores_a_bounded_sample_of_a_large_fleet(size: int, scored: 
     scored node is asked once whether it holds the model). Its time per call is measured by
     benchmarks/fleet_scale.py (S5)."""
     asked: list[str] = []
-    chooser = CostAware(SpeedStats(), loaded=lambda n, m: asked.append(n) is None)
+
+    def loaded(name: str, model: str) -> bool:
+        asked.append(name)
+        return True
+
+    chooser = CostAware(SpeedStats(), loaded=loaded)
     nodes = [node(f"n{i}", i % 5) for i in range(size)]
     rng = random.Random(0)
     for _ in range(20):

@@ -18,4 +18,6 @@ report.py      tables and the generated part of RESULTS.md
 plot.py        latency vs concurrency PNG (matplotlib, the `bench` extra)
 pyspy.py       py-spy against the router under load: where the time goes
 replicas.py    router replicas with and without coordination (its own entry point)
+strategies.py  routing strategies on one replayed open-loop workload (its own entry point)
+closed_loop.py closed-loop light/full load per strategy, affinity on/off (its own entry point)
 """

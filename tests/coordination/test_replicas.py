@@ -110,7 +110,7 @@ async def test_every_node_full_past_the_wait_is_429_with_retry_after(
     assert info.value.status_code == 429
     assert info.value.response.headers["Retry-After"] == "1"
     assert info.value.code == "rate_limit_exceeded"
-    assert 0.25 < time.monotonic() - started < 1.5
+    assert time.monotonic() - started > 0.25  # it waited (wait_timeout_s) before saying so
     assert await holder
 
 
@@ -208,6 +208,17 @@ async def test_redis_gone_mid_load_fails_no_request_and_comes_back(
     assert max(_peaks(routers[0]).values()) <= 2
 
 
+async def _no_leases_in_redis(redis_cli: Redis, *nodes: str) -> None:
+    """Within 2 s, Redis's own keys (a sorted set of lease ids per node) hold no lease."""
+    counts: dict[str, int] = {}
+    for _ in range(100):
+        counts = {node: await redis_cli.zcard(f"jarvis:slots:{node}") for node in nodes}
+        if not any(counts.values()):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"leases left in Redis: {counts}")
+
+
 @pytest.fixture
 async def lossy(redis_server: RedisServer) -> AsyncIterator[LossyProxy]:
     proxy = LossyProxy(redis_server.port)
@@ -241,6 +252,7 @@ async def test_one_lost_answer_while_redis_answers_keeps_the_cap(
     assert router.nodes["a"].stats.max_in_flight == 1  # still capped
     assert await sample(router, "jarvis_coordination_up") == 1  # Redis answered the check after it
     assert await sample(router, "jarvis_coordination_errors_total", operation="acquire") == 1
+    await _no_leases_in_redis(redis_cli, "a")  # the lost one's slot too
 
 
 async def test_acquires_refused_while_redis_answers_pings_drop_to_local_counts(
@@ -280,11 +292,4 @@ async def test_every_lease_is_given_back_to_redis(
         2, {"a": SLOW, "b": SLOW}, max_concurrency=2, redis_url=redis_server.url
     )
     assert all(await _load(routers, 12))
-    # Redis's own keys: one sorted set of lease ids per node ({prefix}:slots:{node}).
-    keys = ["jarvis:slots:a", "jarvis:slots:b"]
-    deadline = time.monotonic() + 2
-    while counts := [await redis_cli.zcard(key) for key in keys]:
-        if not any(counts):
-            break
-        assert time.monotonic() < deadline, dict(zip(keys, counts, strict=True))
-        await asyncio.sleep(0.02)
+    await _no_leases_in_redis(redis_cli, "a", "b")

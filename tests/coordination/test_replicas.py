@@ -268,11 +268,13 @@ async def test_acquires_refused_while_redis_answers_pings_drop_to_local_counts(
     # must not spin between "suspect" and "it answers": it drops to local counts.
     await redis_cli.replicaof("127.0.0.1", free_port())  # a primary that is not there
     assert await _chat(router, 0)
-    # Down once, after the second refusal. (Not the gauge: the background probe, a read the
-    # replica answers, may have brought the link back up by the time we scrape.)
+    # Down once, on a refusal after Redis answered the check: the second acquire's, or the
+    # release of the first one's lease, whichever comes first. (Not the gauge: the background
+    # probe, a read the replica answers, may have brought the link back up by now.)
     down = [r.getMessage() for r in caplog.records if "Redis unreachable" in r.getMessage()]
-    assert len(down) == 1 and "acquire" in down[0] and "read only replica" in down[0], down
-    assert await sample(router, "jarvis_coordination_errors_total", operation="acquire") == 2
+    assert len(down) == 1 and "read only replica" in down[0], down
+    acquires = await sample(router, "jarvis_coordination_errors_total", operation="acquire")
+    assert 1 <= acquires <= 2  # no spinning between "refused" and "it answers"
 
 
 async def test_a_router_starts_without_redis_and_joins_when_it_appears(

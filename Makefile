@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: setup run test lint format pytest clean
+.PHONY: setup system-deps run test lint format pytest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+## system-deps: the system tools the tests run (redis-server, promtool, chromium, wrk, nginx,
+## node): installed with apt-get when root, else one line saying what to run (scripts/system-deps)
+system-deps:
+	@scripts/system-deps
 
 ## run: the router on an embedded demo fleet (3 emulated Ollama nodes) at 127.0.0.1:8080
 run: $(STAMP)
@@ -31,9 +36,9 @@ format: $(STAMP)
 pytest: $(STAMP)
 	$(VENV)/bin/pytest
 
-## test: lint, the deployment checks (render, validate, scan) and the whole test suite
-# (pytest also runs tests/deploy, which needs the tools deploy-manifests installs)
-test: lint deploy-manifests pytest
+## test: the system tools, lint, the deployment checks (render, validate, scan) and the whole
+## test suite (pytest also runs tests/deploy, which needs the tools deploy-manifests installs)
+test: system-deps lint deploy-manifests pytest
 
 clean: deploy-clean
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

@@ -21,4 +21,6 @@ plot.py        latency vs concurrency PNG (matplotlib, the `bench` extra)
 pyspy.py       py-spy against the router under load: where the time goes
 replicas.py    router replicas with and without coordination (its own entry point)
 replicas_slow.py  its second table: with Redis, a 3x slower node's share, p99 vs round-robin
+strategies.py  routing strategies on one replayed open-loop workload (its own entry point)
+closed_loop.py closed-loop light/full load per strategy, affinity on/off (its own entry point)
 """

@@ -31,11 +31,8 @@ bench-replicas: $(STAMP)
 	$(PY) -m benchmarks.replicas > benchmarks/out/replicas.md
 	cat benchmarks/out/replicas.md
 
-## bench-peers: wrk and nginx (apt, when root) and LiteLLM in its own venv, .venv-litellm
-bench-peers:
-	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
-	  apt-get install -y -qq --no-install-recommends wrk nginx >/dev/null; fi
+## bench-peers: wrk and nginx (make system-deps) and LiteLLM in its own venv, .venv-litellm
+bench-peers: system-deps
 	test -x .venv-litellm/bin/litellm || { $(PYTHON) -m venv .venv-litellm && \
 	  .venv-litellm/bin/pip install --quiet --upgrade pip && \
 	  .venv-litellm/bin/pip install --quiet 'litellm[proxy]'; }

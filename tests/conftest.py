@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from openai import AsyncOpenAI
+from prometheus_client.parser import text_string_to_metric_families
 
 from router.api.app import create_app, make_runner
 from router.api.auth import digest, new_key
@@ -97,6 +98,67 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> N
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"still false after {timeout_s} s: {predicate}")
         await asyncio.sleep(0.01)
+
+
+async def wait_until_async(
+    predicate: Callable[[], Awaitable[bool]], timeout_s: float = 3.0
+) -> None:
+    """`wait_until` for a condition that must be fetched (e.g. from a /metrics scrape)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still false after {timeout_s} s: {predicate}")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class Scrape:
+    """One `/metrics` scrape, parsed by prometheus_client's own text parser."""
+
+    text: str
+    samples: list[tuple[str, dict[str, str], float]]
+
+    @property
+    def names(self) -> set[str]:
+        return {name for name, _, _ in self.samples}
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """The sample called `name` with exactly these labels; None when there is none."""
+        found = [v for sample, values, v in self.samples if sample == name and values == labels]
+        return found[0] if found else None
+
+    def series(self, name: str, *labels: str) -> dict[tuple[str, ...], float]:
+        """`{(label values…): value}` for every sample called `name`."""
+        return {
+            tuple(values[k] for k in labels): value
+            for sample, values, value in self.samples
+            if sample == name
+        }
+
+
+async def scrape(http: aiohttp.ClientSession, url: str, **kw: Any) -> Scrape:
+    async with http.get(url + "/metrics", **kw) as resp:
+        assert resp.status == 200, await resp.text()
+        assert resp.headers["Content-Type"].startswith("text/plain; version=")
+        text = await resp.text()
+    samples = [
+        (s.name, dict(s.labels), s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    ]
+    return Scrape(text, samples)
+
+
+async def scrape_until(
+    http: aiohttp.ClientSession, url: str, done: Callable[[Scrape], bool], timeout_s: float = 3
+) -> Scrape:
+    """Scrape until `done` holds: the middleware observes a request after its client left."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            result = await scrape(http, url)
+            if done(result):
+                return result
+            await asyncio.sleep(0.02)
 
 
 def _all_idle(router: Router) -> Callable[[], bool]:

@@ -1,28 +1,31 @@
 """Smoke test of benchmarks/: every scenario runs for about a second, on real processes and
-loopback sockets. It checks that each runs and reports, not how fast; wrk, nginx and LiteLLM
-parts skip when those are not installed."""
+loopback sockets. It checks that each runs and reports, not how fast. wrk and nginx come from
+`make system-deps` (without them a test fails or skips saying what to run, tests/tools.py);
+LiteLLM is an optional peer of `make bench` only, so its test skips where it is not installed."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmarks import checks, replicas_slow, report, wrk
+from benchmarks import checks, replicas_slow, report
 from benchmarks import targets as tg
 from benchmarks.fleet_scale import run_s5
 from benchmarks.procs import Cores
 from benchmarks.replicas import redis_server
 from benchmarks.scenarios import LOAD_SCENARIOS, Run, run_load, run_sweep
 from benchmarks.soak import run_mem, run_s4
+from tests import tools
 
-needs_wrk = pytest.mark.skipif(not wrk.available(), reason="wrk is not installed")
+# The one optional peer: LiteLLM is what `make bench` compares against when it is there; the
+# router needs nothing of it, so a machine without it loses only this comparison.
 needs_litellm = pytest.mark.skipif(
-    "litellm" not in tg.available(), reason="LiteLLM is not installed (make bench-peers)"
+    "litellm" not in tg.available(),
+    reason="LiteLLM, an optional benchmark peer, is not installed (make bench-peers)",
 )
 
 
@@ -46,8 +49,8 @@ def _served(scenario: dict[str, Any], *names: str) -> None:
         assert m["tps"] > 0, name  # S3's 2 s streams may not end inside a 1 s window
 
 
-# nginx rides along in S2 when it is installed (a separate start would cost seconds).
-_S2 = ("direct", "floor", "router", *(("nginx",) if tg.nginx_binary() else ()))
+# nginx rides along in S2 (a separate start would cost seconds).
+_S2 = ("direct", "floor", "router", "nginx")
 
 
 @pytest.mark.parametrize(
@@ -56,6 +59,8 @@ _S2 = ("direct", "floor", "router", *(("nginx",) if tg.nginx_binary() else ()))
     ids=["S1-c1", "S2", "S3"],
 )
 def test_load_scenario(tmp_path: Path, key: str, names: tuple[str, ...]) -> None:
+    if "nginx" in names:
+        tools.require("nginx")
     scenario = run_load(_run(tmp_path, *names), LOAD_SCENARIOS[key])
     # S1 c=1 adds the node's streamed answer, direct: what the router asks of the node.
     _served(scenario, *names, *(("direct-stream",) if key == "S1-c1" else ()))
@@ -86,8 +91,8 @@ def test_s6_many_streams(tmp_path: Path) -> None:
     assert "S6 chat: CPU per token / floor's" in text
 
 
-@needs_wrk
 def test_s1_c64_with_wrk(tmp_path: Path) -> None:
+    tools.require("wrk")
     scenario = run_load(_run(tmp_path, "direct", "router"), LOAD_SCENARIOS["S1-c64"])
     assert scenario["tool"] == "wrk"
     _served(scenario, "direct", "router")
@@ -100,9 +105,9 @@ def test_litellm_peer(tmp_path: Path) -> None:
     _served(scenario, "direct", "direct-stream", "litellm")
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 async def test_replicas_slow_node_table() -> None:
     """`python -m benchmarks.replicas`'s second table, 2 replicas only, 0.3 s per row."""
+    tools.require("redis-server")
     async with redis_server() as url:
         rows = await asyncio.wait_for(replicas_slow.run_all(url, (2,), 0.3, 1), 60)
     assert [(r.strategy, r.load) for r in rows] == [

@@ -1,21 +1,21 @@
 """A real redis-server per test, and several routers in front of the same emulated nodes.
 
-redis-server runs on a free loopback port with its own temp dir and no persistence; tests skip
-(saying why) where it or the redis package is missing. Teardown checks what the shared
-fixtures check for one router: every slot comes back, on every router and every node.
+redis-server runs on a free loopback port with its own temp dir and no persistence; where it is
+missing a test fails or skips with the line saying what to run (tests/tools.py). Teardown checks
+what the shared fixtures check for one router: every slot comes back, on every router and node.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import shutil
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -31,9 +31,8 @@ from router.config import (
     RoutingConfig,
 )
 from router.emulator import EmulatedNode, EmulatorConfig
-from tests.conftest import Router, free_port, wait_until
-
-REDIS_SERVER = shutil.which("redis-server")
+from tests import tools
+from tests.conftest import Router, free_port, scrape, scrape_until, wait_until
 
 
 @dataclass
@@ -48,10 +47,10 @@ class RedisServer:
 
     async def start(self) -> None:
         """Start (or restart on the same port): empty, like a Redis that lost its data."""
-        assert REDIS_SERVER is not None and self.process is None
+        assert self.process is None
         self.port = self.port or free_port()
         self.process = await asyncio.create_subprocess_exec(
-            REDIS_SERVER,
+            tools.require("redis-server"),
             *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
             *("--save", "", "--appendonly", "no", "--loglevel", "warning"),
             stdout=asyncio.subprocess.DEVNULL,
@@ -92,9 +91,7 @@ class RedisServer:
 
 @pytest.fixture
 async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
-    pytest.importorskip("redis", reason="the redis package is not installed (extra: coordination)")
+    tools.require("redis-server")
     server = RedisServer(tmp_path)
     for _ in range(3):  # another process may take the free port before redis-server binds it
         try:
@@ -182,6 +179,16 @@ async def make_replicas() -> AsyncIterator[ReplicaFactory]:
             await node.stop()
 
 
-def sample(router: Router, name: str, **labels: str) -> float:
-    value = router.state.metrics.registry.get_sample_value(name, labels)
+async def sample(router: Router, name: str, **labels: str) -> float:
+    """A sample from the router's own /metrics; 0 for a series never written yet."""
+    async with aiohttp.ClientSession() as http:
+        value = (await scrape(http, router.url)).value(name, **labels)
     return 0.0 if value is None else value
+
+
+async def wait_sharing(router: Router, timeout_s: float = 3.0) -> None:
+    """Until the router's /metrics says it shares slots through Redis."""
+    async with aiohttp.ClientSession() as http:
+        await scrape_until(
+            http, router.url, lambda s: s.value("jarvis_coordination_up") == 1, timeout_s
+        )

@@ -10,8 +10,8 @@ import pytest
 
 from router.config import ModelConfig
 from router.emulator import EmulatorConfig
-from tests.conftest import Router, wait_until
-from tests.coordination.conftest import RedisServer, ReplicaFactory, sample
+from tests.conftest import Router
+from tests.coordination.conftest import RedisServer, ReplicaFactory, wait_sharing
 
 pytestmark = pytest.mark.timeout(20)
 LLAMA3 = ModelConfig("llama3", ("llama3:70b", "llama3:8b"), num_ctx=8192)
@@ -37,7 +37,8 @@ async def test_two_replicas_fill_the_preferred_target_then_spill(
     routers = await make_replicas(
         2, specs, max_concurrency=2, redis_url=redis_server.url, models=(LLAMA3,)
     )
-    await wait_until(lambda: all(sample(r, "jarvis_coordination_up") == 1 for r in routers))
+    for r in routers:
+        await wait_sharing(r)
     # Four at once over two replicas: the 70b node's two slots fleet-wide, then the 8b's two.
     served = Counter(await asyncio.gather(*(_served(routers[i % 2]) for i in range(4))))
     assert served == {"llama3:70b": 2, "llama3:8b": 2}

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from router.routing.redis_leases import CALL_TIMEOUT_S
 from router.routing.redis_link import RedisDown
 from tests.coordination.conftest import RedisServer
 
@@ -76,6 +77,7 @@ async def test_a_hung_redis_times_out_quickly(redis_server: RedisServer, leases)
         started = time.monotonic()
         with pytest.raises(RedisDown):
             await leases.acquire("a", 1, "r:2")
-        assert time.monotonic() - started < 0.6
+        # bounded by the call's own limit: a router never hangs on its coordinator
+        assert time.monotonic() - started < 2 * CALL_TIMEOUT_S + 0.5
     finally:
         redis_server.resume()

@@ -1,16 +1,12 @@
 """Helpers for the observability checks: real scrapes over HTTP, a known mix of traffic with
 a ledger of what the emulated nodes saw, Ollama's own token counts, and external tools.
 
-Tools (promtool, chromium) are optional locally: a test that needs one skips with the reason;
-under `CI=true` a missing tool fails instead, so CI never passes by skipping.
+Tools (promtool, chromium) come from `make system-deps`; without one a test fails or skips with
+the line that says what to run (tests/tools.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +15,11 @@ import aiohttp
 import openai
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from router.api.auth import digest, new_key
 from router.config import ApiKeyConfig
 from router.emulator import EmulatorConfig
+from tests import tools
 from tests.conftest import Router
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,65 +31,12 @@ PACED = EmulatorConfig(models=("llama3",), tokens_per_second=200, default_tokens
 SHORT = 5
 
 
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        reason = f"{name} is not installed (Debian: apt-get install {_PACKAGES.get(name, name)})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
-
-
-_PACKAGES = {"promtool": "prometheus", "chromium": "chromium"}
+require_tool = tools.require
 
 
 def admin_key() -> tuple[str, ApiKeyConfig]:
     key = new_key()
     return key, ApiKeyConfig("ops", digest(key), admin=True)
-
-
-@dataclass
-class Scrape:
-    text: str
-    samples: list[tuple[str, dict[str, str], float]]
-
-    @property
-    def names(self) -> set[str]:
-        return {name for name, _, _ in self.samples}
-
-    def series(self, name: str, *labels: str) -> dict[tuple[str, ...], float]:
-        """`{(label values…): value}` for every sample called `name`."""
-        return {
-            tuple(values[k] for k in labels): value
-            for sample, values, value in self.samples
-            if sample == name
-        }
-
-
-async def scrape(http: aiohttp.ClientSession, url: str, **kw: Any) -> Scrape:
-    async with http.get(url + "/metrics", **kw) as resp:
-        assert resp.status == 200, await resp.text()
-        assert resp.headers["Content-Type"].startswith("text/plain; version=")
-        text = await resp.text()
-    samples = [
-        (s.name, dict(s.labels), s.value)
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    ]
-    return Scrape(text, samples)
-
-
-async def scrape_until(
-    http: aiohttp.ClientSession, url: str, done: Callable[[Scrape], bool], timeout_s: float = 3
-) -> Scrape:
-    """Scrape until `done` holds: the middleware observes a request after its client left."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            result = await scrape(http, url)
-            if done(result):
-                return result
-            await asyncio.sleep(0.02)
 
 
 @dataclass

@@ -21,8 +21,8 @@ from router.obs.metrics import Metrics
 from router.obs.usage import UsageBook
 from router.routing.build import build_slots
 from router.routing.scoring import SpeedStats
-from tests.conftest import RouterFactory
-from tests.observability.conftest import PACED, ROOT, mixed_traffic, require_tool, scrape
+from tests.conftest import RouterFactory, scrape
+from tests.observability.conftest import PACED, ROOT, mixed_traffic, require_tool
 
 DASHBOARD = ROOT / "deploy/grafana/jarvis-dashboard.json"
 RULES = ROOT / "deploy/prometheus/jarvis-alerts.yaml"

@@ -9,17 +9,8 @@ import aiohttp
 import pytest
 
 from router.emulator import EmulatorConfig
-from tests.conftest import RouterFactory, wait_until
-from tests.observability.conftest import (
-    MODEL,
-    PACED,
-    Scrape,
-    mixed_traffic,
-    ollama_counts,
-    require_tool,
-    scrape,
-    scrape_until,
-)
+from tests.conftest import RouterFactory, Scrape, scrape, scrape_until, wait_until
+from tests.observability.conftest import MODEL, PACED, mixed_traffic, ollama_counts, require_tool
 
 TWO_NODES = {"node-a": PACED, "node-b": PACED}
 

@@ -209,11 +209,11 @@ async def test_one_failed_call_that_redis_then_answers_keeps_the_cap(
     assert isinstance(slots, RedisSlots)
     acquire, calls = slots._redis.acquire, []
 
-    async def blip(*args):  # one answer lost (a stalled event loop looks the same)
+    async def blip(*args, **kw):  # one answer lost (a stalled event loop looks the same)
         calls.append(args)
         if len(calls) == 1:
             raise RedisDown("TimeoutError: Timeout reading from 127.0.0.1")
-        return await acquire(*args)
+        return await acquire(*args, **kw)
 
     monkeypatch.setattr(slots._redis, "acquire", blip)
     assert all(await _load([router], 3))
@@ -229,7 +229,7 @@ async def test_acquires_failing_while_redis_answers_pings_drop_to_local_counts(
     slots = router.state.dispatcher.slots
     assert isinstance(slots, RedisSlots)
 
-    async def refused(*args):  # e.g. a Redis out of memory refusing scripts: no spinning
+    async def refused(*args, **kw):  # e.g. a Redis out of memory refusing scripts: no spinning
         raise RedisDown("ResponseError: OOM command not allowed")
 
     monkeypatch.setattr(slots._redis, "acquire", refused)

@@ -38,7 +38,8 @@ from router.fleet.registry import Fleet, NodeState
 from router.routing.affinity import AffinityRing
 from router.routing.choose import Ask, Chooser
 from router.routing.cost_aware import CostAware
-from router.routing.local import QueuedSlots, _Request
+from router.routing.line import Place
+from router.routing.local import QueuedSlots
 from router.routing.scoring import SpeedStats
 from router.routing.strategies import LeastLoaded
 from router.upstream.client import parse_tags, ps_fingerprint, tags_fingerprint
@@ -107,7 +108,7 @@ def _slot_decisions(fleet: Fleet, model: str) -> dict[str, float]:
     for label, session in (("single", None), ("conversation", "session:bench")):
 
         def decide(session: str | None = session) -> None:
-            lease = slots.try_take(_Request(slots, (Ask(model, session=session),)))
+            lease = slots.try_take(Place(slots._line, (Ask(model, session=session),)))
             assert lease is not None
             lease.release()
 

@@ -37,7 +37,19 @@ def _serve(args: argparse.Namespace) -> int:
     )
     host = args.host or config.listen.host
     port = config.listen.port if args.port is None else args.port
-    _run(serve(create_app(config, config_path=args.config), host, port))
+    if args.workers != 1 and not args.worker:
+        from router.api.workers import refusal, supervise
+
+        reason = refusal(config, args.workers, port)
+        if reason is not None:
+            print(f"error: {reason}", file=sys.stderr)
+            return 2
+        worker = ["serve", "--config", args.config, "--host", host, "--port", str(port)]
+        worker += ["--log-level", args.log_level] if args.log_level else []
+        worker += ["--log-format", args.log_format] if args.log_format else []
+        return supervise([*worker, "--worker"], args.workers)
+    app = create_app(config, config_path=args.config)
+    _run(serve(app, host, port, reuse_port=args.worker))
     return 0
 
 
@@ -190,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="listen port (default: listen.port)")
     p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
     p.add_argument("--log-format", choices=("json", "text"))
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes on one port (SO_REUSEPORT), sharing slots through coordination's Redis",
+    )
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of --workers
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("demo", help="emulated Ollama nodes + the router, on 127.0.0.1")

@@ -4,13 +4,17 @@ requests finish) and put it back.
 
 `fleet_view` is the one description of the fleet that the admin API, the status page and
 `jarvis-router status` share: per node its health, last check, check latency, in-flight
-against capacity, models, completion tokens per second and recent errors. Times on the
+against capacity, models, completion tokens per second and recent errors; and which replica
+answered. With coordination, `in_flight` is fleet-wide (every replica's, as Redis last said)
+and `local_in_flight` this replica's. Times on the
 router's monotonic clock become wall-clock UTC stamps plus an age in seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -25,6 +29,7 @@ from router.fleet.registry import NodeState
 from router.modelnames import public_id
 
 log = logging.getLogger(__name__)
+REPLICA_HEADER = "X-Jarvis-Replica"  # "<id> <hostname> <pid>" of the replica that answered
 
 
 def _stamp(wall: float) -> str:
@@ -57,7 +62,9 @@ def _node_view(
             if node.healthy and node.check_latency_s is not None
             else None
         ),
-        "in_flight": node.in_flight,
+        # Fleet-wide with coordination (this replica's and the others' as last seen).
+        "in_flight": node.load,
+        "local_in_flight": node.in_flight,
         "capacity": node.capacity,
         "models": sorted(public_id(m) for m in node.models),
         "tokens_per_s": round(state.metrics.tokens_per_second(node.name, now), 2),
@@ -79,9 +86,27 @@ def fleet_view(state: RouterState) -> dict[str, Any]:
     return {
         "object": "list",
         "time": _stamp(wall),
+        "replica": replica_view(state),
         "healthy_nodes": sum(1 for n in nodes if n["healthy"]),
         "data": nodes,
     }
+
+
+def replica_view(state: RouterState) -> dict[str, Any]:
+    """Which replica answered, and whether its counts are fleet-wide (Redis answers)."""
+    dispatcher = getattr(state, "dispatcher", None)  # None before the app starts
+    link = getattr(getattr(dispatcher, "slots", None), "link", None)  # RedisSlots' only
+    return {
+        "id": state.replica,
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "fleet_wide": link is not None and bool(link.up),
+    }
+
+
+def replica_header(view: dict[str, Any]) -> dict[str, str]:
+    replica = view["replica"]
+    return {REPLICA_HEADER: f"{replica['id']} {replica['hostname']} {replica['pid']}"}
 
 
 def require_admin(request: web.Request) -> None:
@@ -94,7 +119,8 @@ def require_admin(request: web.Request) -> None:
 
 async def nodes(request: web.Request) -> web.StreamResponse:
     require_admin(request)  # the middleware has already answered 401 without a valid key
-    return web.json_response(fleet_view(request.app[STATE]))
+    view = fleet_view(request.app[STATE])
+    return web.json_response(view, headers=replica_header(view))
 
 
 async def usage(request: web.Request) -> web.StreamResponse:
@@ -162,4 +188,9 @@ def format_table(view: dict[str, Any]) -> str:
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
     healthy, total = view["healthy_nodes"], len(view["data"])
-    return "\n".join([*lines, "", f"{healthy} of {total} nodes healthy at {view['time']}"])
+    footer = f"{healthy} of {total} nodes healthy at {view['time']}"
+    replica = view.get("replica")
+    if replica is not None:
+        counts = "fleet-wide in-flight counts" if replica["fleet_wide"] else "its own counts"
+        footer += f", from replica {replica['id']} on {replica['hostname']} ({counts})"
+    return "\n".join([*lines, "", footer])

@@ -147,6 +147,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         state.metrics,
         state.clock,
         num_ctx=lambda model: state.catalog.resolve(model).num_ctx,
+        replica=state.replica,
     )
     await slots.start()
     state.dispatcher = Dispatcher(
@@ -218,10 +219,16 @@ def make_runner(app: web.Application, *, shutdown_grace_s: float) -> web.AppRunn
 
 
 async def serve(
-    app: web.Application, host: str, port: int, *, on_ready: Callable[[int], None] | None = None
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    on_ready: Callable[[int], None] | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Serve until SIGTERM/SIGINT; then stop accepting, let requests finish within the grace
-    period, cancel the rest, and return. SIGHUP reloads the fleet file (when there is one)."""
+    period, cancel the rest, and return. SIGHUP reloads the fleet file (when there is one).
+    `reuse_port`: share the port with the other workers of `serve --workers` (`workers`)."""
     config = app[STATE].config
     runner = make_runner(app, shutdown_grace_s=config.server.shutdown_grace_s)
     await runner.setup()
@@ -240,14 +247,16 @@ async def serve(
     if reloader is not None:
         loop.add_signal_handler(signal.SIGHUP, reloader.request)
     try:
-        await edge.start_site(runner, host, port)
+        await edge.start_site(runner, host, port, reuse_port=reuse_port)
         bound = runner.addresses[0][1] if runner.addresses else port
         scheme = "https" if config.listen.tls else "http"
         log.info("jarvis router listening on %s://%s:%d", scheme, host, bound)
         if config.metrics.port is not None:
             metrics_runner = make_runner(create_metrics_app(app[STATE]), shutdown_grace_s=1.0)
             await metrics_runner.setup()
-            await web.TCPSite(metrics_runner, host, config.metrics.port, reuse_address=True).start()
+            await web.TCPSite(
+                metrics_runner, host, config.metrics.port, reuse_address=True, reuse_port=reuse_port
+            ).start()
             log.info("metrics and status on http://%s:%d", host, metrics_runner.addresses[0][1])
         if on_ready is not None:
             on_ready(bound)

@@ -255,7 +255,7 @@ def ssl_context(tls: TlsConfig | None) -> ssl.SSLContext | None:
 class EdgeSite(web.BaseSite):
     """A TCP listener whose connections are `EdgeHandler`s, optionally behind TLS."""
 
-    __slots__ = ("_config", "_gate", "_host", "_port")
+    __slots__ = ("_config", "_gate", "_host", "_port", "_reuse_port")
 
     def __init__(
         self,
@@ -265,9 +265,11 @@ class EdgeSite(web.BaseSite):
         server: ServerConfig,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=1024)
         self._host, self._port, self._config = host, port, server
+        self._reuse_port = reuse_port  # one of `serve --workers` (`workers`)
         self._gate: Gate | None = None
 
     @property
@@ -293,14 +295,19 @@ class EdgeSite(web.BaseSite):
             ssl=self._ssl_context,
             backlog=self._backlog,
             reuse_address=True,
+            reuse_port=self._reuse_port,
             # A TLS handshake is part of the head's time.
             ssl_handshake_timeout=self._config.header_timeout_s if self._ssl_context else None,
         )
 
 
-async def start_site(runner: web.AppRunner, host: str, port: int) -> EdgeSite:
-    """The router's listener on `host:port`, with the edge's limits and `listen.tls`."""
+async def start_site(
+    runner: web.AppRunner, host: str, port: int, *, reuse_port: bool = False
+) -> EdgeSite:
+    """The router's listener on `host:port`, with the edge's limits and `listen.tls`;
+    `reuse_port` shares the port with the other workers of `serve --workers`."""
     config = runner.app[STATE].config
-    site = EdgeSite(runner, host, port, config.server, ssl_context=ssl_context(config.listen.tls))
+    tls = ssl_context(config.listen.tls)
+    site = EdgeSite(runner, host, port, config.server, ssl_context=tls, reuse_port=reuse_port)
     await site.start()
     return site

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,6 +42,8 @@ class RouterState:
     warm: WarmRunner = field(init=False)
     facts: Facts = field(init=False)  # /api/show per node and model, cached
     upstream: Upstream = field(init=False)
+    # Which replica this is: its id in Redis (coordination) and in the fleet views.
+    replica: str = field(default_factory=lambda: secrets.token_hex(6))
 
 
 STATE = web.AppKey("jarvis_state", RouterState)

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from router.api.admin import fleet_view, require_admin
+from router.api.admin import fleet_view, replica_header, require_admin
 from router.api.admin_models import MODEL_COLUMNS, model_cells, models_view
 from router.api.state import STATE
 
@@ -113,6 +113,15 @@ def render(
         )
     )
     rows = "".join(_node_row(n) for n in nodes)
+    replica = view.get("replica")
+    answered = (
+        ""
+        if replica is None
+        else f'<p id="replica" class="muted">Replica {escape(replica["id"])} on '
+        f"{escape(replica['hostname'])}: "
+        + ("in flight counts every replica's" if replica["fleet_wide"] else "its own counts")
+        + "</p>"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="{refresh_s}">
@@ -120,6 +129,7 @@ def render(
 <body><h1>Jarvis Router</h1>
 <p id="summary">{view["healthy_nodes"]} of {len(nodes)} nodes healthy
 <span class="muted">at {view["time"]}, refreshed every {refresh_s} s</span></p>
+{answered}
 <table id="nodes"><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>
 {_models_table(models)}
 <h2>Recent errors</h2>{_error_items(nodes)}
@@ -131,5 +141,7 @@ async def status(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     if state.config.metrics.require_key:
         require_admin(request)
-    page = render(fleet_view(state), models=models_view(state))
-    return web.Response(text=page, content_type="text/html", headers=_HEADERS)
+    view = fleet_view(state)
+    headers = {**_HEADERS, **replica_header(view)}
+    page = render(view, models=models_view(state))
+    return web.Response(text=page, content_type="text/html", headers=headers)

@@ -47,7 +47,15 @@ class FleetCollector(Collector):
             "jarvis_node_up", "1 if the node passed its last health check", labels=["node"]
         )
         in_flight = GaugeMetricFamily(
-            "jarvis_node_in_flight", "Requests this router has running on the node", labels=["node"]
+            "jarvis_node_in_flight",
+            "Requests running on the node: this replica's, plus other replicas' as coordination "
+            "last saw them",
+            labels=["node"],
+        )
+        local_in_flight = GaugeMetricFamily(
+            "jarvis_node_local_in_flight",
+            "Requests this replica has running on the node",
+            labels=["node"],
         )
         capacity = GaugeMetricFamily(
             "jarvis_node_capacity",
@@ -83,7 +91,8 @@ class FleetCollector(Collector):
             up.add_metric([node.name], 1.0 if node.healthy else 0.0)
             in_rotation.add_metric([node.name], 1.0 if node.in_rotation else 0.0)
             ejections.add_metric([node.name], node.breaker.ejections if node.breaker else 0)
-            in_flight.add_metric([node.name], node.in_flight)
+            in_flight.add_metric([node.name], node.load)
+            local_in_flight.add_metric([node.name], node.in_flight)
             capacity.add_metric([node.name], node.capacity)
             models.add_metric([node.name], len(node.models))
             # A node that goes down keeps its last model list, so its models stay here at 0.
@@ -92,7 +101,7 @@ class FleetCollector(Collector):
         for model, count in sorted(per_model.items()):
             healthy_nodes.add_metric([public_id(model)], count)
         yield from (up, in_flight, capacity, models, healthy_nodes, in_rotation, ejections)
-        yield draining
+        yield from (draining, local_in_flight)
 
 
 class Metrics:

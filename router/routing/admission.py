@@ -94,22 +94,25 @@ class AdmissionQueue(Generic[R, T]):
     def waiting_by_key(self) -> dict[str, int]:
         return {key: len(queue) for key, queue in self._queues.items()}
 
-    async def admit(self, key: str, request: R) -> T:
+    async def admit(self, key: str, request: R, *, first: bool = False) -> T:
         """A slot for `request` (from the store's `try_take`), now or once `notify()` finds
-        one for it; `key` (the API key's name) is whose turn it waits in."""
-        if self._queues:
-            # Serve the waiters first, in turn; then a slot this request finds free is one
-            # none of them can use (another model), so taking it jumps nobody.
-            self.notify()
-        value = self._store.try_take(request)
-        if value is not None:
-            return value
-        if self._depth >= self._max_depth:
-            raise QueueFull(f"{self._depth} requests are already waiting for a free node")
+        one for it; `key` (the API key's name) is whose turn it waits in. `first`: the request
+        was handed a slot that turned out taken (a shared store's view was stale); it waits
+        for the next `notify()` at the head of the line, where it was."""
+        if not first:
+            if self._queues:
+                # Serve the waiters first, in turn; then a slot this request finds free is
+                # one none of them can use (another model), so taking it jumps nobody.
+                self.notify()
+            value = self._store.try_take(request)
+            if value is not None:
+                return value
+            if self._depth >= self._max_depth:
+                raise QueueFull(f"{self._depth} requests are already waiting for a free node")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         waiter: _Waiter[R, T] = _Waiter(key, request, future, self._clock())
-        self._push(waiter)
+        self._push(waiter, first=first)
         timer = loop.call_later(self._timeout_s, self._expire, waiter)
         try:
             value = await waiter.future
@@ -160,11 +163,15 @@ class AdmissionQueue(Generic[R, T]):
                 return True
         return False
 
-    def _push(self, waiter: _Waiter[R, T]) -> None:
+    def _push(self, waiter: _Waiter[R, T], *, first: bool = False) -> None:
         queue = self._queues.get(waiter.key)
         if queue is None:
             queue = self._queues[waiter.key] = deque()
-        queue.append(waiter)
+        if first:  # its key's turn again, and its place at the head
+            queue.appendleft(waiter)
+            self._queues = {waiter.key: queue} | self._queues
+        else:
+            queue.append(waiter)
         waiter.queued = True
         self._depth += 1
 

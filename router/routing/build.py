@@ -1,8 +1,9 @@
 """Building the routing policy from the fleet file: strategy, affinity, chooser, slot store.
 
 Without coordination a replica routes on its own counts with strict capacity and the fair
-admission queue (`local`); with `coordination.redis_url` it shares slots through Redis
-(`redis_slots`). Both ask a `choose.Chooser`.
+admission queue (`local`); with `coordination.redis_url` it shares slots, waiting keys and
+conversations' nodes through Redis (`redis_slots`). Both ask the same `choose.Chooser`, built
+from `routing.strategy` and `routing.affinity`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from router.routing.local import QueuedSlots
 from router.routing.redis_slots import RedisSlots
 from router.routing.scoring import CostPolicy, SpeedStats
 from router.routing.slots import SlotStore
-from router.routing.strategies import LeastLoaded, strategy
+from router.routing.strategies import strategy
 
 
 def _any_ctx(model: str) -> int | None:
@@ -58,17 +59,28 @@ def build_slots(
     metrics: Metrics,
     clock: Callable[[], float],
     num_ctx: Callable[[str], int | None] = _any_ctx,
+    *,
+    replica: str = "",
 ) -> SlotStore:
+    """The slot store: local, or shared through Redis as replica `replica` (its id there)."""
     store: SlotStore
+    routing = config.routing
+    chooser = build_chooser(config, fleet, speeds, rng, num_ctx)
     if config.coordination is not None:
-        # Shared slots pick the least loaded node by every replica's count, for now: the
-        # strategy, affinity and key fairness there need the store to keep a fleet-wide line.
-        store = RedisSlots(config.coordination, fleet, Chooser(LeastLoaded(), rng), metrics)
+        store = RedisSlots(
+            config.coordination,
+            fleet,
+            chooser,
+            metrics,
+            replica=replica,
+            max_queue=routing.max_queue,
+            clock=clock,
+            on_wait=metrics.observe_queue_wait,
+        )
     else:
-        routing = config.routing
         store = QueuedSlots(
             fleet,
-            build_chooser(config, fleet, speeds, rng, num_ctx),
+            chooser,
             max_queue=routing.max_queue,
             queue_timeout_s=routing.queue_timeout_s,
             clock=clock,

@@ -109,6 +109,11 @@ class Chooser:
     ) -> None:
         self.strategy, self._rng, self._ring = strategy, rng, ring
 
+    @property
+    def ring(self) -> AffinityRing | None:
+        """Conversations' nodes (None: affinity is off); a shared store may teach it more."""
+        return self._ring
+
     def choose(
         self,
         candidates: Sequence[NodeState],

@@ -1,17 +1,25 @@
 """Slots shared with the other replicas through Redis (`redis_leases`), so capacity holds
-fleet-wide: a request runs only with a slot in Redis and waits while every node is full. If
-Redis stops answering (`redis_link` decides), it routes on local counts, and goes back to
-Redis when it returns. Which node: `choose.Chooser`, on fleet-wide loads.
+fleet-wide, with the routing policy of a single replica: the configured strategy (cost-aware)
+on fleet-wide loads, conversation affinity that every replica agrees on, and the fair
+admission queue, fair across replicas too (`shares`). If Redis stops answering (`redis_link`
+decides), it routes on local counts, and goes back to Redis when it returns.
 
-    take       choose on fleet-wide load → one acquire round trip → Lease
-               (all full: wait in this replica's per-model FIFO, `waiters`, for a refresh
-               or a release)
+    take       (a conversation: one round trip for its last node, from any replica) →
+               admission queue: choose on fleet-wide loads, a lease counted here at once →
+               one acquire round trip confirms it (and, for a conversation, records its
+               node); full after all: the lease is dropped and the request queues again
+    waiting    the same `AdmissionQueue` and line (`line.WaitLine`: tickets, per-node
+               waiting counts) as the local store, so cost-aware choice may wait for the
+               fast node; woken by every refresh and every batch of releases
     release    Lease.release() tells the store (`released`), which queues the id; a
-               background round trip gives back the batch
+               background round trip gives back the batch (`redis_release`)
     background every REFRESH_S (WAITING_REFRESH_S while requests wait) read every node's
-               count, and every ttl/3 renew held leases, in one round trip; while Redis is
-               away probe every PROBE_S, and on its return re-register the leases taken
-               meanwhile and give back those released meanwhile
+               count, who waits where and per-key shares, and every ttl/3 renew held leases,
+               in one round trip; while Redis is away probe every PROBE_S, and on its return
+               re-register the leases taken meanwhile and give back those released meanwhile
+
+What replicas agree on lives in Redis (leases, waiting keys, conversations' nodes); what each
+learns alone (node speeds) stays local.
 """
 
 from __future__ import annotations
@@ -20,19 +28,20 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import secrets
 import time
-from collections import Counter, deque
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from router.config import CoordinationConfig
 from router.fleet.registry import Fleet, Lease, NodeState
 from router.obs.metrics import Metrics
+from router.routing.admission import AdmissionQueue, Outcome
 from router.routing.choose import ALL_FULL, Ask, Chooser, Wait
+from router.routing.line import Place, WaitLine, choose_target
 from router.routing.redis_link import RedisDown, RedisLink
+from router.routing.redis_release import GiveBack
+from router.routing.shares import KeyShares
 from router.routing.slots import NoFreeSlot
-from router.routing.waiters import Waiters
 
 if TYPE_CHECKING:
     from router.routing.redis_leases import RedisLeases
@@ -41,8 +50,7 @@ log = logging.getLogger(__name__)
 REFRESH_S = 0.15  # how stale other replicas' counts may be
 WAITING_REFRESH_S = 0.025  # the same, while requests wait for a slot
 PROBE_S = 0.5  # how often a replica retries Redis while it is away
-MAX_PENDING = 10_000  # lease ids given back while Redis was away, to remove on its return
-_GROUP = "\n"  # joins a request's targets into the name of its line (no model name has one)
+DEFER = Wait()  # leave the slot to a key with a smaller share (not ALL_FULL: no node kept)
 
 
 class RedisSlots:
@@ -52,6 +60,11 @@ class RedisSlots:
         fleet: Fleet,
         chooser: Chooser,
         metrics: Metrics,
+        *,
+        replica: str,
+        max_queue: int,
+        clock: Callable[[], float],
+        on_wait: Callable[[float, Outcome], None] | None = None,
     ) -> None:
         # `redis` is an optional extra: imported only when coordination is configured.
         from router.routing.redis_leases import RedisLeases
@@ -60,22 +73,34 @@ class RedisSlots:
             config.redis_url, prefix=config.key_prefix, ttl_s=config.lease_ttl_s
         )
         self._fleet, self._chooser, self._config = fleet, chooser, config
-        self.replica = secrets.token_hex(6)  # lease ids are "<replica>:<counter>"
+        self.replica = replica  # lease ids are "<replica>:<counter>"
         self._counter = itertools.count()
-        self._held: dict[str, Lease] = {}  # id → lease: renewed, and re-registered on return
-        # Per node, this replica's acquires and releases on their way: Redis may count them
-        # or not yet, so they are neither ours (in_flight) nor others' (remote_in_flight).
-        self._transit: Counter[str] = Counter()
-        self._releasing: list[tuple[str, str]] = []  # (node, id) to give back in one batch
-        self._released = asyncio.Event()
-        self._pending: deque[tuple[str, str, float]] = deque(maxlen=MAX_PENDING)
-        self._waiters = Waiters()
+        # id → (lease, API key): renewed, and re-registered on Redis's return
+        self._held: dict[str, tuple[Lease, str]] = {}
+        self._unregistered: set[str] = set()  # leases Redis refused: nothing to give back
+        self.shares = KeyShares()
+        self._line = WaitLine()
+        self._waiters: set[Place] = set()  # announced to the others while they wait
+        self.queue: AdmissionQueue[Place, Lease] = AdmissionQueue(
+            self,
+            max_depth=max_queue,
+            timeout_s=config.wait_timeout_s,
+            clock=clock,
+            on_wait=on_wait,
+        )
+        self._unwatch = fleet.watch_capacity(self.queue.notify)
         self._tasks: list[asyncio.Task[None]] = []
         self.link = RedisLink(self._redis.ping, metrics, on_down=self._on_down)
+        self._give_back = GiveBack(
+            self._redis, self.link, ttl_s=config.lease_ttl_s, on_free=self.queue.notify
+        )
 
     @property
     def waiting(self) -> int:
-        return self._waiters.waiting
+        return self.queue.depth
+
+    def waiting_by_model(self) -> dict[str, int]:
+        return dict(self._line.by_model)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -84,20 +109,20 @@ class RedisSlots:
             log.warning("coordination: Redis unreachable at start; routing on local counts")
         self._tasks = [
             asyncio.create_task(self._background(), name="jarvis-coordination"),
-            asyncio.create_task(self._give_back(), name="jarvis-coordination-release"),
+            asyncio.create_task(self._give_back.run(), name="jarvis-coordination-release"),
         ]
 
     async def close(self) -> None:
         """Stop the background work; give back every lease still held or not yet given back."""
+        self._unwatch()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.link.close()
-        leftovers = [(lease.node.name, lease_id) for lease_id, lease in self._held.items()]
-        leftovers += self._releasing
-        leftovers += [(node, lease_id) for node, lease_id, _ in self._pending]
+        leftovers = [(lease.node.name, i, key) for i, (lease, key) in self._held.items()]
+        leftovers += self._give_back.leftovers()
         if self.link.up and leftovers:
             with contextlib.suppress(RedisDown):  # they expire by themselves
                 await self._redis.release(leftovers)
@@ -115,126 +140,119 @@ class RedisSlots:
     ) -> Lease | None:
         if isinstance(models, str):  # one model: a str is a Sequence[str] of its letters
             models = (models,)
-        deadline = asyncio.get_running_loop().time() + self._config.wait_timeout_s
+        if not any(
+            n.name not in exclude for model in models for n in self._fleet.candidates(model)
+        ):
+            return None  # no node at all: waiting would not help
+        if session is not None and self._chooser.ring is not None and self.link.up:
+            await self._recall(session)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.wait_timeout_s
         asks = tuple(Ask(model, exclude, key, session, max_tokens) for model in models)
-        line = _GROUP.join(models)  # requests for the same targets wait in one line
-        ticket: int | None = None  # our place among this replica's waiters, once we wait
-        turn = False  # woken: newcomers wait behind us until we have looked again
+        place = Place(self._line, asks)
+        lost = False  # a slot free in view was taken meanwhile: it keeps its place
         try:
             while True:
-                first = turn or not self._waiters.ahead(line)
-                lease = await self._try(asks, first=first)
-                if not isinstance(lease, Wait):
+                lease = await self.queue.admit(key, place, first=lost)
+                if await self._confirm(lease, asks[0]):
                     return lease
-                if turn:
-                    self._waiters.done(line)
-                    turn = False
-                ticket = self._waiters.ticket() if ticket is None else ticket
-                try:
-                    await self._waiters.wait(line, ticket, deadline=deadline)
-                except TimeoutError:
-                    raise NoFreeSlot from None
-                turn = True
+                if loop.time() >= deadline:
+                    raise NoFreeSlot
+                self._line.wait(place, ALL_FULL)
+                self._waiters.add(place)
+                lost = True
         finally:
-            if turn:
-                self._waiters.done(line)
+            self._waiters.discard(place)
+            self._line.leave(place)
 
-    def waiting_by_model(self) -> dict[str, int]:
-        return self._waiters.by_line(lambda line: line.split(_GROUP, 1)[0])
+    async def _recall(self, session: str) -> None:
+        """The conversation's last node as any replica saw it, for the affinity ring."""
+        ring = self._chooser.ring
+        assert ring is not None
+        try:
+            node = await self._redis.last_node(session)
+        except RedisDown as exc:
+            await self.link.suspect("affinity", exc)
+            return
+        if node is not None:
+            ring.remember(session, node)
 
-    async def _try(self, asks: tuple[Ask, ...], *, first: bool) -> Lease | Wait | None:
-        """One look: a lease, None (no node serves any target), or `Wait` for a turn (every
-        node is full in view, or others of this replica wait before us). Targets in order:
-        the first with a free node in view gets the choice (issue #15)."""
-        failed = False
-        while True:
-            if not self.link.up:  # counts unknown: the best node on ours, full or not
-                return self._unshared(asks)
-            if not first:
-                return ALL_FULL
-            result: Wait | None = None
-            for ask in asks:
-                chosen = self._chooser.choose(self._fleet.candidates(ask.model), ask)
-                if isinstance(chosen, NodeState):
-                    break
-                result = result or chosen
-            else:
-                return result
+    # -- the admission queue's store (`admission.Admits`) -------------------------------------
+    def try_take(self, place: Place) -> Lease | None:
+        """A lease on the chosen node (of the first target with a free one in view,
+        `line.choose_target`), counted here at once (so the next choice sees it) and
+        confirmed in Redis by `take`; or None: the request waits (in line from now on)."""
+        ask = place.asks[0]
+        found: tuple[NodeState, str] | Wait | None
+        if not self.link.up:  # counts unknown: the best node on ours, full or not
+            found = choose_target(self._chooser, self._fleet.candidates, place, strict=False)
+            if isinstance(found, Wait) and found.node is not None:  # a full node: take it
+                node = found.node
+                model = next(a.model for a in place.asks if a.model in node.models)
+                found = (node, model)
+        elif self.shares.defers(ask.model, ask.key):
+            found = DEFER
+        else:
+            found = choose_target(self._chooser, self._fleet.candidates, place)
+        if isinstance(found, tuple):
+            self._waiters.discard(place)
+            node, model = found
+            return self._lease(node, ask.key, model)
+        self._line.wait(place, found)
+        self._waiters.add(place)
+        return None
+
+    def give_back(self, slot: Lease) -> None:
+        slot.release()
+
+    async def _confirm(self, lease: Lease, ask: Ask) -> bool:
+        """Hold `lease` in Redis too; False (and the lease dropped): the node is full."""
+        node, lease_id, failed = lease.node, lease.id, False
+        assert lease_id is not None
+        while self.link.up:
             try:
-                lease = await self._acquire(chosen, ask.model)
+                taken, count = await self._redis.acquire(
+                    node.name, node.capacity, lease_id, key=ask.key, session=ask.session
+                )
             except RedisDown as exc:
                 if failed:
                     self.link.failed_again("acquire", exc)
                 else:
                     await self.link.suspect("acquire", exc)
                 failed = True
-                continue  # on Redis again, or on local counts
-            if lease is not None:
-                return lease
-            # Full after all: the view now says so; look again (another node, or wait).
-
-    def _unshared(self, asks: tuple[Ask, ...]) -> Lease | None:
-        """Redis is away: the first target with a free node on our counts, else the best node
-        of the first target that has any, full or not."""
-        for strict in (True, False):
-            for ask in asks:
-                chosen = self._chooser.choose(self._fleet.candidates(ask.model), ask, strict=strict)
-                node = chosen.node if isinstance(chosen, Wait) and not strict else chosen
-                if isinstance(node, NodeState):
-                    return self._lease(node, self._new_id(), ask.model)
-        return None
-
-    async def _acquire(self, node: NodeState, model: str) -> Lease | None:
-        lease_id = self._new_id()
-        self._transit[node.name] += 1
-        try:
-            taken, count = await self._redis.acquire(node.name, node.capacity, lease_id)
-        except (RedisDown, asyncio.CancelledError):  # the script may have run all the same
-            self._forget(node.name, lease_id)
-            raise
-        finally:
-            self._transit[node.name] -= 1
-        lease = self._lease(node, lease_id, model) if taken else None
-        self._count(node, count)
-        return lease
+                continue  # on Redis again (the script takes a lease twice once), or local
+            except BaseException:  # cancelled: the script may have run all the same
+                lease.release()
+                raise
+            if not taken:
+                self._unregistered.add(lease_id)
+                lease.release()
+            self._count(node, count)
+            return taken
+        return True  # Redis is away: on local counts; registered when it returns
 
     def _count(self, node: NodeState, fleet_wide: int) -> None:
-        node.remote_in_flight = max(0, fleet_wide - node.in_flight - self._transit[node.name])
+        # Releases on their way may still count in Redis: neither ours nor others'.
+        transit = self._give_back.transit[node.name]
+        node.remote_in_flight = max(0, fleet_wide - node.in_flight - transit)
 
-    def _new_id(self) -> str:
-        return f"{self.replica}:{next(self._counter)}"
-
-    def _lease(self, node: NodeState, lease_id: str, model: str) -> Lease:
-        # Leases taken while Redis is away get an id too, to be registered on its return.
-        lease = self._held[lease_id] = Lease(node, self, lease_id, model)
+    def _lease(self, node: NodeState, key: str, model: str) -> Lease:
+        lease_id = f"{self.replica}:{next(self._counter)}"
+        lease = Lease(node, self, lease_id, model)
+        self._held[lease_id] = (lease, key)
+        self.shares.local[key] += 1
         return lease
 
     def released(self, lease: Lease) -> None:
         """A lease this store made was given back (`Lease.owner`): Redis forgets it soon."""
         lease_id = lease.id
         assert lease_id is not None
-        del self._held[lease_id]
-        self._forget(lease.node.name, lease_id)
-
-    def _forget(self, node: str, lease_id: str) -> None:
-        """Remove from Redis whatever it holds of a lease: soon, or on its return."""
-        if self.link.up:
-            self._releasing.append((node, lease_id))
-            self._transit[node] += 1
-            self._released.set()
+        _, key = self._held.pop(lease_id)
+        self.shares.local[key] -= 1
+        if lease_id in self._unregistered:  # never taken in Redis: nothing freed
+            self._unregistered.discard(lease_id)
         else:
-            self._pending.append((node, lease_id, time.monotonic()))
-
-    def _wake(self) -> None:
-        self._waiters.wake(self._free_slots)
-
-    def _free_slots(self, line: str) -> int | None:
-        """Free slots in view for a line's targets; None (wake every waiter) while Redis is
-        away or when no node serves them any more."""
-        candidates = {n.name: n for m in line.split(_GROUP) for n in self._fleet.candidates(m)}
-        if not self.link.up or not candidates:
-            return None
-        return sum(max(0, node.free) for node in candidates.values())
+            self._give_back.forget(lease.node.name, lease_id, key)
 
     # -- background -------------------------------------------------------------------------
     async def _background(self) -> None:
@@ -246,7 +264,7 @@ class RedisSlots:
             if not self.link.up:
                 interval = PROBE_S
             else:  # someone waits for another replica's slot: look more often
-                interval = WAITING_REFRESH_S if self._waiters.waiting else REFRESH_S
+                interval = WAITING_REFRESH_S if self.queue.depth else REFRESH_S
             if now - synced < interval:
                 continue
             synced = now
@@ -259,61 +277,38 @@ class RedisSlots:
 
     async def _sync(self, *, renew: bool, operation: str) -> bool:
         """One round trip (two on Redis's return): counts in, renewals out. False: down."""
+        local = dict(self.shares.local)
         try:
             if not self.link.up:
                 await self._redis.reconnect()
-            if not self.link.up and self._pending:  # back: first remove what was given back
-                now, ttl = time.monotonic(), self._config.lease_ttl_s
-                await self._redis.release(
-                    [(node, lease_id) for node, lease_id, at in self._pending if now - at < ttl]
-                )
-                self._pending.clear()
-            held: dict[str, list[str]] = {}
+                await self._give_back.on_return()
+            held: dict[str, list[tuple[str, str]]] = {}
             if renew:
-                for lease_id, lease in self._held.items():
-                    held.setdefault(lease.node.name, []).append(lease_id)
-            counts = await self._redis.sync(list(self._fleet.nodes), held)
+                for lease_id, (lease, key) in self._held.items():
+                    held.setdefault(lease.node.name, []).append((lease_id, key))
+            waiting = {(p.asks[0].model, p.asks[0].key) for p in self._waiters if p.node is None}
+            synced = await self._redis.exchange(
+                list(self._fleet.nodes),
+                held,
+                replica=self.replica,
+                waiting=waiting,
+                keys=[key for key, n in local.items() if n],
+            )
         except RedisDown as exc:
             await self.link.suspect(operation, exc)
             return False
-        for name, count in counts.items():
+        for name, count in synced.counts.items():
             node = self._fleet.nodes.get(name)
             if node is not None:  # a reload may have removed it during the round trip
                 self._count(node, count)
+        self.shares.synced(self.replica, synced.waiting, synced.shares, local)
         self.link.restored()
-        self._wake()
+        self.queue.notify()
         return True
-
-    async def _give_back(self) -> None:
-        """Give back released leases: one round trip for all released since the last one."""
-        failed = False
-        while True:
-            await self._released.wait()
-            self._released.clear()
-            batch, self._releasing = self._releasing, []
-            try:
-                if self.link.up:
-                    await self._redis.release(batch)
-                else:
-                    self._pending.extend((node, lid, time.monotonic()) for node, lid in batch)
-                failed = False
-            except RedisDown as exc:
-                if failed:
-                    self.link.failed_again("release", exc)
-                else:
-                    await self.link.suspect("release", exc)
-                failed = True
-                for node, lease_id in batch:  # again soon, or when Redis returns
-                    self._forget(node, lease_id)
-            except asyncio.CancelledError:
-                self._releasing += batch  # close() gives them back
-                raise
-            finally:
-                self._transit.subtract(node for node, _ in batch)
-            self._wake()
 
     def _on_down(self) -> None:
         """Redis is away: rank nodes on this replica's counts; let every waiter go."""
         for node in self._fleet.nodes.values():
             node.remote_in_flight = 0
-        self._wake()
+        self.shares.clear()
+        self.queue.notify()

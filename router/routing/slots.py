@@ -6,9 +6,10 @@ same `choose.Chooser` which node a request gets; they differ in where slot count
 * `local.QueuedSlots`: one replica on its own. Strict capacity on its own counts; a request
   that finds every suitable node full waits in the fair admission queue (`admission`).
 * `redis_slots.RedisSlots`: many replicas share every node's slots through Redis
-  (`redis_leases`), so capacity holds fleet-wide; a request waits in this replica's per-model
-  FIFO (`waiters`) for a refresh or a release. If Redis stops answering (`redis_link`
-  decides), it routes on local counts until Redis returns.
+  (`redis_leases`), so capacity holds fleet-wide; a request waits in the same fair admission
+  queue, woken by a refresh or a release, and defers to keys with a smaller fleet-wide share
+  waiting at other replicas (`shares`). If Redis stops answering (`redis_link` decides), it
+  routes on local counts until Redis returns.
 
 Each store makes its leases with itself as their owner (`Lease.owner`): a release tells it, and
 it wakes waiters or gives the slot back to Redis.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,8 @@ ReplicaFactory = Callable[..., Awaitable[list[Router]]]
 @pytest.fixture
 async def make_replicas() -> AsyncIterator[ReplicaFactory]:
     """`await make_replicas(2, {"a": SLOW, "b": SLOW}, max_concurrency=2, redis_url=...)`:
-    routers in front of the same nodes; `redis_url=None` leaves coordination off."""
+    routers in front of the same nodes; `redis_url=None` leaves coordination off. Their key
+    ("test") is an admin key; `api_keys` adds others, `routing` replaces the defaults."""
     routers: list[Router] = []
     nodes: list[EmulatedNode] = []
 
@@ -126,6 +127,8 @@ async def make_replicas() -> AsyncIterator[ReplicaFactory]:
         max_concurrency: int = 2,
         redis_url: str | None,
         models: tuple[ModelConfig, ...] = (),
+        routing: RoutingConfig | None = None,
+        api_keys: Sequence[ApiKeyConfig] = (),
         **coordination: Any,
     ) -> list[Router]:
         emulated: dict[str, EmulatedNode] = {}
@@ -137,10 +140,12 @@ async def make_replicas() -> AsyncIterator[ReplicaFactory]:
         key = new_key()
         config = FleetConfig(
             nodes=tuple(NodeConfig(n, e.url, max_concurrency) for n, e in emulated.items()),
-            api_keys=(ApiKeyConfig("test", digest(key)),),
+            api_keys=(ApiKeyConfig("test", digest(key), admin=True), *api_keys),
             # Lenient: a busy test process must not make a node look down mid-test.
             health=HealthConfig(interval_s=1.0, timeout_s=1.0, refresh_min_interval_s=0.0),
-            routing=RoutingConfig(connect_timeout_s=1.0, request_timeout_s=20.0),
+            routing=replace(
+                routing or RoutingConfig(), connect_timeout_s=1.0, request_timeout_s=20.0
+            ),
             models=models,
         )
         if redis_url is not None:

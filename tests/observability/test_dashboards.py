@@ -93,7 +93,7 @@ async def test_every_metric_in_dashboard_and_rules_is_in_a_live_scrape(
         "jarvis_time_to_first_token_seconds_bucket",
         "jarvis_completion_tokens_total",
         "jarvis_node_up",
-        "jarvis_node_in_flight",
+        "jarvis_node_local_in_flight",
         "jarvis_node_capacity",
         "jarvis_failovers_total",
     } <= _names(list(_queries(_dashboard())))

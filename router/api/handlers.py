@@ -84,6 +84,17 @@ async def _route_model(state: RouterState, ctx: RequestContext, requested: str) 
     return model
 
 
+def can_think(state: RouterState, target: str) -> bool:
+    """Whether `think` may go to `target` (a node model): false only once a node's `/api/show`
+    (cached, `catalog.facts`) said the model has no `thinking` capability, since Ollama answers
+    400 to a model that cannot think when asked to. Unknown: true (nothing is fetched here)."""
+    for node in state.fleet.candidates(target):
+        facts = state.facts.cached(node, target)
+        if facts is not None and facts.capabilities:
+            return "thinking" in facts.capabilities
+    return True
+
+
 def payloads(state: RouterState, model: str, build: Build) -> Payloads:
     """The request's payload per node model of `model`'s entry, with the entry's options:
     `build(node model, overrides)`, e.g. `lambda m, o: chat_payload(req, m, o)`; built the

@@ -12,7 +12,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from router.api import edge
-from router.api.handlers import SESSION_HEADER, _json, _relay, _route_model, payloads
+from router.api.handlers import (
+    SESSION_HEADER,
+    _json,
+    _relay,
+    _route_model,
+    can_think,
+    payloads,
+)
 from router.api.state import STATE, RouterState
 from router.context import CTX, RequestContext
 from router.ids import new_id
@@ -43,8 +50,9 @@ async def messages(request: web.Request) -> web.StreamResponse:
     ctx.api = "messages"
     req = parse_messages(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
-    # `think` goes to every model: the router does not read capabilities (/api/show) yet.
-    payload = payloads(state, model, lambda m, o: messages_payload(req, m, o, can_think=True))
+    payload = payloads(
+        state, model, lambda m, o: messages_payload(req, m, o, can_think=can_think(state, m))
+    )
     ctx.max_tokens = req.max_tokens
     _affinity(request, state, ctx, req)
     id_ = new_id("msg_")
@@ -62,7 +70,9 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
     ctx.api = "messages"
     req = parse_count_tokens(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
-    payload = payloads(state, model, lambda m, o: count_tokens_payload(req, m, o, can_think=True))
+    payload = payloads(
+        state, model, lambda m, o: count_tokens_payload(req, m, o, can_think=can_think(state, m))
+    )
     ctx.max_tokens = 1
     _affinity(request, state, ctx, req)
     gathered = await fetch(state.dispatcher, ctx, model, CHAT_PATH, payload)

@@ -13,7 +13,14 @@ import time
 from aiohttp import web
 
 from router.api import edge
-from router.api.handlers import SESSION_HEADER, _json, _relay, _route_model, payloads
+from router.api.handlers import (
+    SESSION_HEADER,
+    _json,
+    _relay,
+    _route_model,
+    can_think,
+    payloads,
+)
 from router.api.state import STATE
 from router.context import CTX
 from router.ids import new_id
@@ -30,9 +37,10 @@ async def responses(request: web.Request) -> web.StreamResponse:
     ctx.api = "responses"
     req = parse_responses(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
-    # `think` goes to every model: the router does not read capabilities (/api/show) yet, and
-    # a model that cannot think answers a 400 the client sees as such (issue 13).
-    payload = payloads(state, model, lambda m, o: responses_payload(req, m, o, can_think=True))
+    # `think` only where the node has not said the model cannot think (`can_think`).
+    payload = payloads(
+        state, model, lambda m, o: responses_payload(req, m, o, can_think=can_think(state, m))
+    )
     ctx.max_tokens = req.max_output_tokens
     if state.config.routing.affinity:
         ctx.session = session_key(

@@ -474,9 +474,20 @@ async def test_fields_without_a_local_meaning_are_accepted_and_not_sent(router: 
 async def test_reasoning_asked_of_a_model_that_cannot_think_is_the_nodes_400(
     router: Router,
 ) -> None:
-    # The router does not read model capabilities yet, so it passes `think` on (README).
+    # Before any node said what the model can do, `think` is passed on and the node refuses.
     with pytest.raises(openai.BadRequestError) as info:
         await router.client().responses.create(
             model=MODEL, input="hi", reasoning={"effort": "high"}
         )
     assert "does not support thinking" in info.value.message
+
+
+async def test_reasoning_is_not_sent_to_a_model_its_node_says_cannot_think(
+    router: Router,
+) -> None:
+    client = router.client()
+    listed = {m.id: m for m in (await client.models.list()).data}  # /api/show asked, cached
+    assert "thinking" not in (listed[MODEL].model_extra or {}).get("capabilities", ["thinking"])
+    resp = await client.responses.create(model=MODEL, input="hi", reasoning={"effort": "high"})
+    assert resp.status == "completed"
+    assert "think" not in _chat_bodies(router)[-1]

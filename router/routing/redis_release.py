@@ -3,7 +3,7 @@
 A released lease's id is queued and a background task gives back everything queued since its
 last round trip. Until Redis answers, the lease is in `transit`: Redis may count it or not, so
 it is neither this replica's (`in_flight`) nor another's. While Redis is away, ids wait in
-`pending` and are removed when it returns (those older than a lease's ttl have expired).
+`pending` and are all removed when it returns.
 """
 
 from __future__ import annotations
@@ -44,11 +44,22 @@ class GiveBack:
             self._on_free()  # local counts: the slot is free now
 
     async def on_return(self) -> None:
-        """Redis is back: first remove what was given back meanwhile (raises RedisDown)."""
+        """Redis is back: first remove what was given back meanwhile (raises RedisDown). All
+        of it, however old: an acquire whose answer timed out against a hung Redis runs when
+        Redis wakes up, and its lease then lives a whole ttl from that moment."""
         if self._pending:
-            now = time.monotonic()
-            await self._redis.release([r for r, at in self._pending if now - at < self._ttl_s])
+            await self._redis.release([r for r, _ in self._pending])
             self._pending.clear()
+
+    def requeue(self) -> None:
+        """Redis is up again: ids given back during the round trip that brought it back
+        (after `on_return` took the rest) go out with the next batch."""
+        while self._pending:
+            released, _ = self._pending.popleft()
+            self._batch.append(released)
+            self.transit[released[0]] += 1
+        if self._batch:
+            self._queued.set()
 
     def leftovers(self) -> list[Released]:
         """Everything not yet given back (at close)."""

@@ -303,6 +303,7 @@ class RedisSlots:
                 self._count(node, count)
         self.shares.synced(self.replica, synced.waiting, synced.shares, local)
         self.link.restored()
+        self._give_back.requeue()
         self.queue.notify()
         return True
 

@@ -20,6 +20,7 @@ decides), it routes on local counts, and goes back to Redis when it returns.
 
 What replicas agree on lives in Redis (leases, waiting keys, conversations' nodes); what each
 learns alone (node speeds) stays local.
+Just over 300 lines: the request path and the background exchange share the store's state.
 """
 
 from __future__ import annotations

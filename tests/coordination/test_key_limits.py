@@ -226,3 +226,15 @@ async def test_without_redis_requests_are_served_on_local_limits(
     assert report["fleet_wide"] is False
     rows = {row["key"]: row for row in report["data"]}
     assert rows["three-a-minute"]["requests"] == 3
+    # Redis returns (empty, after its crash): the key's count is the fleet's again.
+    await redis_server.start()
+    for router in routers:
+
+        async def shared(router: Router = router) -> bool:
+            return bool((await _usage(http, router))["fleet_wide"])
+
+        await wait_until_async(shared)
+    for client in (first, second, first):  # over both replicas' own counts, under Redis's
+        await client.chat.completions.create(model=MODEL, messages=HELLO)
+    with pytest.raises(openai.RateLimitError):
+        await second.chat.completions.create(model=MODEL, messages=HELLO)

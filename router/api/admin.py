@@ -124,11 +124,12 @@ async def nodes(request: web.Request) -> web.StreamResponse:
 
 
 async def usage(request: web.Request) -> web.StreamResponse:
-    """Per key and model: requests, prompt and completion tokens since this router started."""
+    """Per key and model: requests, prompt and completion tokens since `since`; with
+    coordination the whole fleet's, kept in Redis (`fleet_wide`), else this replica's."""
     require_admin(request)
-    state = request.app[STATE]
+    since, data, fleet_wide = await request.app[STATE].usage.report()
     return web.json_response(
-        {"object": "list", "since": _stamp(state.usage.since), "data": state.usage.totals()}
+        {"object": "list", "since": _stamp(since), "fleet_wide": fleet_wide, "data": data}
     )
 
 

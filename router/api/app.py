@@ -12,6 +12,7 @@ import random
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -39,7 +40,7 @@ from router.config import FleetConfig
 from router.fleet.breaker import BreakerPolicy
 from router.fleet.health import HealthChecker
 from router.fleet.registry import Fleet
-from router.keys.limiter import LocalLimiter
+from router.keys.limiter import Limiter, LocalLimiter
 from router.obs.metrics import Metrics
 from router.obs.usage import UsageBook
 from router.routing.build import build_slots
@@ -47,6 +48,9 @@ from router.routing.scoring import SpeedStats
 from router.upstream.client import Upstream
 from router.upstream.dispatch import Dispatcher
 from router.upstream.outcome import UpstreamError
+
+if TYPE_CHECKING:
+    from router.keys.shared import SharedKeys
 
 log = logging.getLogger(__name__)
 KEEPALIVE_S = 30.0
@@ -68,7 +72,16 @@ def create_app(
     fleet = Fleet(config.nodes, clock=clock, breaker=breaker, rng=rng)
     metrics = Metrics(CollectorRegistry(auto_describe=True), fleet)
     keys = KeyRing(config.api_keys)
-    limiter, usage = LocalLimiter(clock), UsageBook(metrics.registry)
+    limiter: Limiter
+    usage: UsageBook
+    shared = None
+    if config.coordination is not None:  # key limits and usage fleet-wide, through Redis
+        from router.keys.shared import SharedKeys  # `redis` is an optional extra
+
+        shared = SharedKeys(config.coordination, metrics)
+        limiter, usage = shared.limiter, shared.usage
+    else:
+        limiter, usage = LocalLimiter(clock), UsageBook(metrics.registry)
     catalog = Catalog.from_config(config.models)
     state = RouterState(config, keys, fleet, metrics, clock, rng, limiter, usage, catalog)
     app = web.Application(
@@ -80,6 +93,8 @@ def create_app(
     if config_path is not None:  # a fleet file to reload on SIGHUP and on change
         app[RELOADER] = Reloader(state, config_path)
     app.cleanup_ctx.append(_services)
+    if shared is not None:
+        app.cleanup_ctx.append(_shared_keys(shared))
     for prefix in ("", "/v1"):  # SDK users set base_url to the root or to /v1
         app.router.add_get(f"{prefix}/models", handlers.list_models)
         app.router.add_get(prefix + "/models/{model:.+}", handlers.get_model)
@@ -202,6 +217,20 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
                 await task
         await slots.close()  # gives back what this replica still holds
         await session.close()
+
+
+def _shared_keys(
+    shared: SharedKeys,
+) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def run(_: web.Application) -> AsyncIterator[None]:
+        await shared.start()
+        try:
+            yield
+        finally:  # cleanup runs in reverse: after the last request, before the slot store
+            await shared.close()
+
+    return run
 
 
 def make_runner(app: web.Application, *, shutdown_grace_s: float) -> web.AppRunner:

@@ -2,8 +2,9 @@
 
 Labels are bounded by the fleet file: key names (a revoked key's series stay until restart),
 models the fleet knows and the API routes. `UsageBook` keeps the same counts as plain totals
-since start, per key and model, so the admin endpoint reads them without parsing metrics; a
-Redis-backed book (fleet-wide, kept across restarts) can take its place behind `record`/`totals`.
+since start, per key and model, so the admin endpoint reads them without parsing metrics; with
+coordination, `router.keys.redis_usage.FleetUsage` also keeps them in Redis (fleet-wide, kept
+across restarts) behind the same `record`/`report`.
 """
 
 from __future__ import annotations
@@ -73,14 +74,24 @@ class UsageBook:
 
     def totals(self) -> list[dict[str, object]]:
         """Per key (sorted by name): its totals and, per model, the model's."""
-        keys: dict[str, dict[str, Totals]] = {}
-        for (key, model), totals in sorted(self._totals.items()):
-            keys.setdefault(key, {})[model] = totals
-        rows: list[dict[str, object]] = []
-        for key, models in keys.items():
-            overall = Totals()
-            for totals in models.values():
-                overall.add(totals)
-            models_view = {model: t.view() for model, t in models.items()}
-            rows.append({"key": key, **overall.view(), "models": models_view})
-        return rows
+        return rows(self._totals)
+
+    async def report(self) -> tuple[float, list[dict[str, object]], bool]:
+        """What `/admin/usage` shows: since when (wall clock), the rows, and whether they are
+        the fleet's (a Redis-backed book) or this replica's alone."""
+        return self.since, self.totals(), False
+
+
+def rows(totals: dict[tuple[str, str], Totals]) -> list[dict[str, object]]:
+    """Per key (sorted by name): its totals and, per model, the model's."""
+    keys: dict[str, dict[str, Totals]] = {}
+    for (key, model), counts in sorted(totals.items()):
+        keys.setdefault(key, {})[model] = counts
+    out: list[dict[str, object]] = []
+    for key, models in keys.items():
+        overall = Totals()
+        for counts in models.values():
+            overall.add(counts)
+        models_view = {model: t.view() for model, t in models.items()}
+        out.append({"key": key, **overall.view(), "models": models_view})
+    return out

@@ -44,8 +44,10 @@ SLOW = EmulatorConfig(models=(SLOW_MODEL,), tokens_per_second=200, default_token
 SERVER = ServerConfig(
     max_body_bytes=64 * 1024,
     max_messages=200,
-    header_timeout_s=2.0,
-    body_timeout_s=2.0,
+    # A body shorter than announced waits this long for the rest: short, so such examples stay
+    # cheap (tests/edge checks the timeouts themselves).
+    header_timeout_s=1.0,
+    body_timeout_s=1.0,
     max_headers=64,
 )
 
@@ -167,7 +169,7 @@ def parse(raw: bytes) -> Answer:
     top, sep, body = raw.partition(b"\r\n\r\n")
     assert sep, f"an answer without a complete head: {raw[:200]!r}"
     lines = top.decode("latin-1").split("\r\n")
-    assert lines[0].startswith("HTTP/1.1 "), lines[0]
+    assert lines[0].startswith(("HTTP/1.1 ", "HTTP/1.0 ")), lines[0]
     headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
@@ -218,7 +220,7 @@ def check_error(answer: Answer, path: str) -> None:
     assert 400 <= answer.status < 500, (answer.status, answer.body[:300])
     assert answer.headers.get("content-type", "").startswith("application/json")
     body = answer.json()
-    if is_anthropic(path):
+    if is_anthropic(path) and not _parser_refusal(body):
         assert body["type"] == "error", body
         error = body["error"]
         assert isinstance(error["type"], str) and isinstance(error["message"], str)
@@ -227,6 +229,14 @@ def check_error(answer: Answer, path: str) -> None:
         assert set(error) == {"message", "type", "param", "code"}, body
         assert isinstance(error["message"], str) and isinstance(error["type"], str)
     assert "Traceback" not in error["message"]
+
+
+def _parser_refusal(body: Any) -> bool:
+    """What aiohttp's parser refused (a bad request line or header) never became a request:
+    its path is unknown, so the answer is in OpenAI's envelope (`router.api.edge`)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    codes = ("invalid_request", "request_header_fields_too_large")
+    return isinstance(error, dict) and "param" in error and error.get("code") in codes
 
 
 def check(answer: Answer | None, path: str) -> None:

@@ -6,10 +6,10 @@ says nothing about the fleet (no node, model or key). Schemas live in `openapi_s
 `/v1` (OpenAI's SDKs, and Anthropic's, whose paths hold the `/v1`) and the root, written as
 each path item's `servers`; `/healthz`, `/readyz`, `/metrics` and this document are at the root.
 
-Streams: `text/event-stream` has no per-event schema in OpenAPI 3.1, so each streamed answer's
-media type names its event schema in `x-event-schema` (each `data:` line's JSON; chat and
-completions end with the non-JSON `data: [DONE]`). Kept true by tests/integration/test_openapi.py,
-which validates real answers against this document.
+Streams: a `text/event-stream` schema describes one event, `{event?, data}`, as OpenAPI 3.2's
+`itemSchema` does (and schemathesis validates); `data` is a JSON string whose `contentSchema`
+is the API's event schema. Kept true by tests/integration/test_openapi.py, which validates real
+answers (each event's JSON too) against this document.
 """
 
 from __future__ import annotations
@@ -45,16 +45,27 @@ def _errors(anthropic: bool = False) -> dict[str, Any]:
     return out
 
 
-def _streamed(schema: str, event: str, description: str) -> Schema:
-    """A 200 that is JSON, or with `"stream": true` server-sent events."""
+def _streamed(schema: str, event: str, description: str, *, done: bool = False) -> Schema:
+    """A 200 that is JSON, or with `"stream": true` server-sent events (`done`: the stream
+    ends with the non-JSON `data: [DONE]`, as OpenAI's chat and completions streams do)."""
+    data: Schema = {"contentMediaType": "application/json", "contentSchema": ref(event)}
+    if done:
+        data = {"anyOf": [{"const": "[DONE]"}, data]}
     return {
         "description": description,
         "content": {
             "application/json": {"schema": ref(schema)},
+            # One server-sent event (as OpenAPI 3.2's `itemSchema` and schemathesis read it):
+            # its `data` is JSON of the event schema.
             "text/event-stream": {
-                "schema": STR,
-                "x-event-schema": ref(event),
-                "description": "`data:` lines, each one event of the named schema",
+                "schema": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {
+                        "event": STR,
+                        "data": {"type": "string", **data},
+                    },
+                }
             },
         },
     }
@@ -105,13 +116,13 @@ def _paths() -> dict[str, Any]:
             "createChatCompletion",
             "OpenAI chat completions",
             "CreateChatCompletionRequest",
-            _streamed("ChatCompletion", "ChatStreamEvent", "the completion"),
+            _streamed("ChatCompletion", "ChatStreamEvent", "the completion", done=True),
         ),
         "/completions": _post(
             "createCompletion",
             "OpenAI (legacy) text completions",
             "CreateCompletionRequest",
-            _streamed("Completion", "CompletionStreamEvent", "the completion"),
+            _streamed("Completion", "CompletionStreamEvent", "the completion", done=True),
         ),
         "/embeddings": _post(
             "createEmbedding",

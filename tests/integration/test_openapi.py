@@ -1,8 +1,8 @@
 """`GET /openapi.json` is served without a key and tells the truth: real answers of the running
 router (success and error, gathered and streamed, at both base URLs) validate against the
-schemas it documents for that path, method, status and content type; each SSE event's JSON
-validates against the stream's `x-event-schema`, and good request bodies against the
-request schema."""
+schemas it documents for that path, method, status and content type; each SSE event against
+the stream's event schema and its JSON against `data`'s `contentSchema`; good request bodies
+against the request schema."""
 
 from __future__ import annotations
 
@@ -203,6 +203,13 @@ def _events(raw: bytes) -> list[tuple[str | None, bytes]]:
     return out
 
 
+def _content_schema(data: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of an event's `data` (beside `[DONE]` in chat and completions)."""
+    if "contentSchema" in data:
+        return dict(data["contentSchema"])
+    return next(dict(b["contentSchema"]) for b in data["anyOf"] if "contentSchema" in b)
+
+
 def check_answer(spec: Spec, case: Case, path: str, status: int, ctype: str, raw: bytes) -> None:
     operation = _operation(spec, case.method, path)
     responses = operation["responses"]
@@ -215,11 +222,13 @@ def check_answer(spec: Spec, case: Case, path: str, status: int, ctype: str, raw
     events = _events(raw)
     assert events, "an empty stream"
     for name, data in events:
+        sse = {"data": data.decode()} if name is None else {"data": data.decode(), "event": name}
+        validate(spec, media["schema"], sse)  # one event, as schemathesis reads it
         if data == b"[DONE]":
-            assert name is None
+            assert name is None and case.method == "POST" and "completions" in path
             continue
         event = orjson.loads(data)
-        validate(spec, media["x-event-schema"], event)
+        validate(spec, _content_schema(media["schema"]["properties"]["data"]), event)
         if name is not None:  # a named event: the name is the data's type
             assert name == event["type"]
         case.events.append(event.get("type") or event.get("object") or "error")

@@ -47,6 +47,9 @@ OBJ: Schema = {"type": "object"}
 ANY_LIST: Schema = {"type": "array"}
 STRINGS: Schema = {"type": "array", "items": STR}
 NAT: Schema = {"type": "integer", "minimum": 0}
+NONEMPTY: Schema = {"type": "string", "minLength": 1}
+# `tool_choice`: a mode, or an object naming a function (or Responses' `allowed_tools`).
+TOOL_CHOICE: Schema = {"anyOf": [{"enum": ["none", "auto", "required"]}, {"type": "object"}]}
 MODEL_ID: Schema = {"type": "string", "minLength": 1, "examples": ["ollama/llama3"]}
 
 
@@ -124,7 +127,7 @@ CHAT: dict[str, Schema] = {
             **_SAMPLING,
             "max_completion_tokens": ranged("integer", 1),
             "tools": {"type": "array", "items": OBJ},
-            "tool_choice": {"type": ["string", "object"]},
+            "tool_choice": TOOL_CHOICE,
             "parallel_tool_calls": BOOL,
             "response_format": obj({"type": enum("text", "json_object", "json_schema")}),
             "reasoning_effort": STR,
@@ -190,7 +193,7 @@ CHAT: dict[str, Schema] = {
             "prompt": {
                 "anyOf": [
                     {"type": "string", "minLength": 1},
-                    {"type": "array", "items": STR, "minItems": 1, "maxItems": 1},
+                    {"type": "array", "items": NONEMPTY, "minItems": 1, "maxItems": 1},
                 ]
             },
         },
@@ -233,7 +236,10 @@ EMBEDDINGS: dict[str, Schema] = {
         {
             "model": MODEL_ID,
             "input": {
-                "anyOf": [STR, {"type": "array", "items": STR, "minItems": 1, "maxItems": 2048}]
+                "anyOf": [
+                    NONEMPTY,
+                    {"type": "array", "items": NONEMPTY, "minItems": 1, "maxItems": 2048},
+                ]
             },
         },
         {

@@ -41,7 +41,7 @@ pytest: $(STAMP)
 test: system-deps lint deploy-manifests pytest
 
 ## fuzz: schemathesis against /openapi.json of a router on the demo fleet, bounded (50 examples
-## an operation, about a minute); not part of `make test`. What it found: docs/fuzz.md
+## an operation, about two minutes); not part of `make test`. What it found: docs/fuzz.md
 fuzz: $(STAMP)
 	scripts/fuzz-openapi $(VENV)
 

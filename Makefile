@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: setup system-deps run test lint format pytest clean
+.PHONY: setup system-deps run test lint format pytest fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ pytest: $(STAMP)
 ## test: the system tools, lint, the deployment checks (render, validate, scan) and the whole
 ## test suite (pytest also runs tests/deploy, which needs the tools deploy-manifests installs)
 test: system-deps lint deploy-manifests pytest
+
+## fuzz: schemathesis against /openapi.json of a router on the demo fleet, bounded (50 examples
+## an operation, about two minutes); not part of `make test`. What it found: docs/fuzz.md
+fuzz: $(STAMP)
+	scripts/fuzz-openapi $(VENV)
 
 clean: deploy-clean
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

@@ -25,6 +25,7 @@ from router.api import (
     embeddings,
     handlers,
     messages,
+    openapi,
     policy,
     responses,
     statuspage,
@@ -108,6 +109,7 @@ def create_app(
         app.router.add_post(f"{prefix}/messages/count_tokens", messages.count_tokens)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
+    app.router.add_get("/openapi.json", openapi.openapi_json)  # open, as /healthz
     app.router.add_get("/admin/nodes", admin.nodes)
     app.router.add_get("/admin/usage", admin.usage)
     app.router.add_post("/admin/nodes/{name}/drain", admin.drain)

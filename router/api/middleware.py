@@ -2,8 +2,8 @@
 
 1. request context: take the client's `X-Request-ID` (or make one) and start the clock;
 2. auth: every API path needs a configured key, as `Authorization: Bearer` or `x-api-key`
-   (`/healthz`, `/readyz` and, unless `metrics.require_key`, `/metrics` and `/status` are
-   open; `/admin/*` then checks `admin`); then the key's policy (`router.api.policy`):
+   (`/healthz`, `/readyz`, `/openapi.json` and, unless `metrics.require_key`, `/metrics` and
+   `/status` are open; `/admin/*` then checks `admin`); then the key's policy (`router.api.policy`):
    expiry, and its limits on requests that run a model;
 3. the error boundary: any `JarvisError` or aiohttp HTTP error becomes its answer in the
    envelope of the API called (`router.api.errors`); anything else is logged and becomes a 500
@@ -40,7 +40,8 @@ request_log = logging.getLogger(REQUEST_LOGGER)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Anthropic's SDKs send the key here (`anthropic-version` beside it is not checked).
 API_KEY = "x-api-key"
-_OPEN_PATHS = frozenset(("/healthz", "/readyz"))
+# The API's description is public, as OpenAI's and Anthropic's are (router.api.openapi).
+_OPEN_PATHS = frozenset(("/healthz", "/readyz", "/openapi.json"))
 _OBSERVABILITY_PATHS = frozenset(("/metrics", "/status"))  # open unless metrics.require_key
 
 

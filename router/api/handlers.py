@@ -106,8 +106,9 @@ def payloads(state: RouterState, model: str, build: Build) -> bytes | Payloads:
     return Payloads(entry, build)
 
 
-async def add_served_model(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """`on_response_prepare`: which node model served the request (a catalog target)."""
+def add_served_model(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """On preparing an answer (the app's `on_response_prepare`): which node model served the
+    request (a catalog target)."""
     ctx = request.get(CTX) if isinstance(request, web.Request) else None
     if ctx is not None and ctx.served_model is not None:
         response.headers[SERVED_MODEL_HEADER] = ctx.served_model

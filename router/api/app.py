@@ -88,8 +88,7 @@ def create_app(
     app = web.Application(
         middlewares=[make_middleware(state)], client_max_size=config.server.max_body_bytes
     )
-    app.on_response_prepare.append(policy.add_rate_headers)
-    app.on_response_prepare.append(handlers.add_served_model)
+    app.on_response_prepare.append(_answer_headers)
     app[STATE] = state
     if config_path is not None:  # a fleet file to reload on SIGHUP and on change
         app[RELOADER] = Reloader(state, config_path)
@@ -121,6 +120,13 @@ def create_app(
     if config.metrics.port is None:
         _add_observability_routes(app)
     return app
+
+
+async def _answer_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Every answer, streamed or not: the key's rate headers and the node model that served
+    it (one hook, not one per header: a coroutine each on every request)."""
+    policy.add_rate_headers(request, response)
+    handlers.add_served_model(request, response)
 
 
 def _add_observability_routes(app: web.Application) -> None:

@@ -85,12 +85,16 @@ class Gate:
 
 
 class EdgeHandler(RequestHandler):
-    __slots__ = ("_admitted", "_busy", "_close_when_answered", "_gate", "_head_timer")
+    __slots__ = ("_admitted", "_busy", "_close_when_answered", "_gate", "_head_due", "_head_timer")
 
     def __init__(self, manager: Server, gate: Gate, **kwargs: Any) -> None:
         super().__init__(manager, loop=gate.loop, **kwargs)
         self._gate = gate
         self._admitted = self._busy = self._close_when_answered = False
+        # When the pending head is due (None: no head pending). One timer per connection, not
+        # per request: a keep-alive connection's next head only moves the deadline, and the
+        # timer, when it fires early, re-arms for what is left.
+        self._head_due: float | None = None
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -107,7 +111,7 @@ class EdgeHandler(RequestHandler):
             return
         gate.open += 1
         self._admitted = True
-        self._arm()  # the first request head is due as any other
+        self._head_started()  # the first request head is due as any other
         super().connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -115,31 +119,38 @@ class EdgeHandler(RequestHandler):
             return
         self._admitted = False
         self._gate.open -= 1
+        self._head_due = None
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._head_timer is None and not self._busy:
-            self._arm()  # the first byte of a head: the rest is due within the timeout
+        if self._head_due is None and not self._busy:
+            self._head_started()  # the first byte of a head: the rest is due within the timeout
         super().data_received(data)
 
-    def _arm(self) -> None:
+    def _head_started(self) -> None:
         gate = self._gate
-        self._head_timer = gate.loop.call_later(gate.header_timeout_s, self._head_overdue)
+        self._head_due = due = gate.loop.time() + gate.header_timeout_s
+        if self._head_timer is None:
+            self._head_timer = gate.loop.call_at(due, self._head_check)
 
-    def _head_overdue(self) -> None:
+    def _head_check(self) -> None:
         self._head_timer = None
-        if not self._busy:
-            log.debug("closing a connection whose request head is overdue")
-            self.force_close()
+        due = self._head_due
+        if due is None or self._busy:
+            return  # no head pending: the next one arms a timer again
+        if due > self._gate.loop.time():  # a later head than the one this timer was armed for
+            self._head_timer = self._gate.loop.call_at(due, self._head_check)
+            return
+        log.debug("closing a connection whose request head is overdue")
+        self.force_close()
 
     def begin(self) -> None:
-        """A request head was parsed and its handling starts."""
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        """A request head was parsed and its handling starts: no head is pending (the timer,
+        if armed, finds that out when it fires)."""
+        self._head_due = None
         self._busy = True
 
     def end(self) -> None:

@@ -95,15 +95,20 @@ def can_think(state: RouterState, target: str) -> bool:
     return True
 
 
-def payloads(state: RouterState, model: str, build: Build) -> Payloads:
+def payloads(state: RouterState, model: str, build: Build) -> bytes | Payloads:
     """The request's payload per node model of `model`'s entry, with the entry's options:
     `build(node model, overrides)`, e.g. `lambda m, o: chat_payload(req, m, o)`; built the
-    first time a node of that target is tried (issue #15)."""
-    return Payloads(state.catalog.resolve(model), build)
+    first time a node of that target is tried (issue #15). An entry with one target (every
+    model without a catalog entry) has one payload for every node: its bytes, built now."""
+    entry = state.catalog.resolve(model)
+    if len(entry.targets) == 1:
+        return build(entry.targets[0], entry.overrides)
+    return Payloads(entry, build)
 
 
-async def add_served_model(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """`on_response_prepare`: which node model served the request (a catalog target)."""
+def add_served_model(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """On preparing an answer (the app's `on_response_prepare`): which node model served the
+    request (a catalog target)."""
     ctx = request.get(CTX) if isinstance(request, web.Request) else None
     if ctx is not None and ctx.served_model is not None:
         response.headers[SERVED_MODEL_HEADER] = ctx.served_model
@@ -121,7 +126,6 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     ctx.api = "chat"
     req = parse_chat(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
-    payload = payloads(state, model, lambda m, o: chat_payload(req, m, o))
     ctx.max_tokens = req.sampling.max_tokens
     if state.config.routing.affinity:
         ctx.session = session_key(
@@ -130,6 +134,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     id_, created = new_id("chatcmpl-"), int(time.time())
     if not req.plain:
         return await _choices(request, state, ctx, model, CHAT_PATH, req, id_, created)
+    payload = payloads(state, model, lambda m, o: chat_payload(req, m, o))
     if req.stream:
         encoder = ChatStream(req.model, id_, created, req.include_usage)
         return await _relay(request, state, ctx, model, CHAT_PATH, payload, encoder)
@@ -144,7 +149,6 @@ async def completions(request: web.Request) -> web.StreamResponse:
     ctx.api = "completions"
     req = parse_completion(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
-    payload = payloads(state, model, lambda m, o: completion_payload(req, m, o))
     ctx.max_tokens = req.sampling.max_tokens
     if state.config.routing.affinity:
         ctx.session = session_key(
@@ -156,6 +160,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     id_, created = new_id("cmpl-"), int(time.time())
     if not req.plain:
         return await _choices(request, state, ctx, model, GENERATE_PATH, req, id_, created)
+    payload = payloads(state, model, lambda m, o: completion_payload(req, m, o))
     if req.stream:
         encoder = CompletionStream(req.model, id_, created, req.include_usage)
         return await _relay(request, state, ctx, model, GENERATE_PATH, payload, encoder)
@@ -186,7 +191,9 @@ async def _choices(
     return _json(body, ctx, state)
 
 
-def _payloads(state: RouterState, req: ChatRequest | CompletionRequest, model: str) -> Payloads:
+def _payloads(
+    state: RouterState, req: ChatRequest | CompletionRequest, model: str
+) -> bytes | Payloads:
     if isinstance(req, ChatRequest):
         return payloads(state, model, lambda m, o: chat_payload(req, m, o))
     return payloads(state, model, lambda m, o: completion_payload(req, m, o))

@@ -35,6 +35,17 @@ class Totals:
         self.completion_tokens += other.completion_tokens
 
 
+class _Series:
+    """A (key, model, api)'s counter children and its (key, model) totals."""
+
+    __slots__ = ("completion", "prompt", "requests", "totals")
+
+    def __init__(self, requests: Counter, totals: Totals) -> None:
+        self.requests, self.totals = requests, totals
+        self.prompt: Counter | None = None
+        self.completion: Counter | None = None
+
+
 class UsageBook:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -56,18 +67,34 @@ class UsageBook:
             registry=registry,
         )
         self._totals: dict[tuple[str, str], Totals] = {}
+        # Per (key, model, api): its counter children and totals, looked up once, not by
+        # label on every request.
+        self._series: dict[tuple[str, str, str], _Series] = {}
         self.since = time.time()  # wall clock: the totals count from here
 
     def record(self, key: str, model: str, api: str, prompt: int, completion: int) -> None:
-        self.requests.labels(key, model, api).inc()
-        if prompt:
-            self.tokens.labels(key, model, "prompt").inc(prompt)
+        series = self._series.get((key, model, api))
+        if series is None:
+            series = self._series[(key, model, api)] = self._new_series(key, model, api)
+        series.requests.inc()
+        if prompt:  # a token series appears once it counts something, as before
+            if series.prompt is None:
+                series.prompt = self.tokens.labels(key, model, "prompt")
+            series.prompt.inc(prompt)
         if completion:
-            self.tokens.labels(key, model, "completion").inc(completion)
+            if series.completion is None:
+                series.completion = self.tokens.labels(key, model, "completion")
+            series.completion.inc(completion)
+        totals = series.totals
+        totals.requests += 1
+        totals.prompt_tokens += prompt
+        totals.completion_tokens += completion
+
+    def _new_series(self, key: str, model: str, api: str) -> _Series:
         totals = self._totals.get((key, model))
         if totals is None:
             totals = self._totals[(key, model)] = Totals()
-        totals.add(Totals(1, prompt, completion))
+        return _Series(self.requests.labels(key, model, api), totals)
 
     def rate_limited(self, key: str, limit: str) -> None:
         self.refused.labels(key, limit).inc()

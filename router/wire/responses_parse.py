@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.errors import BadRequest
-from router.wire.responses_input import input_messages, wrong_type
+from router.wire.fields import wrong_type
+from router.wire.responses_input import input_messages
 
 # `reasoning.effort` → native `think` (api-reference.md 2.1; as chat's reasoning_effort).
 THINK: dict[str, bool | str] = {

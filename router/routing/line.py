@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from router.fleet.registry import NodeState
 from router.routing.choose import ALL_FULL, Ask, Chooser, Wait
@@ -108,3 +108,18 @@ def choose_target(
             return found, ask.model
         return found if found is not None else chosen
     return chosen
+
+
+def servable(
+    candidates: Callable[[str], Sequence[NodeState]],
+    models: Sequence[str],
+    exclude: Collection[str],
+) -> tuple[str, ...] | None:
+    """A request's target models as a tuple (one model may come as a bare str, which is a
+    Sequence[str] of its letters), or None when no node not yet tried serves any of them:
+    waiting would not help. Both slot stores start `take` here."""
+    if isinstance(models, str):
+        models = (models,)
+    if not any(n.name not in exclude for model in models for n in candidates(model)):
+        return None
+    return tuple(models)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Sequence
 from router.fleet.registry import Fleet, Lease
 from router.routing.admission import AdmissionQueue, Outcome
 from router.routing.choose import Ask, Chooser
-from router.routing.line import Place, WaitLine, choose_target
+from router.routing.line import Place, WaitLine, choose_target, servable
 
 
 class QueuedSlots:
@@ -56,13 +56,10 @@ class QueuedSlots:
         session: str | None = None,
         max_tokens: int | None = None,
     ) -> Lease | None:
-        if isinstance(models, str):  # one model: a str is a Sequence[str] of its letters
-            models = (models,)
-        if not any(
-            n.name not in exclude for model in models for n in self._fleet.candidates(model)
-        ):
-            return None  # no node at all: waiting would not help
-        asks = tuple(Ask(model, exclude, key, session, max_tokens) for model in models)
+        targets = servable(self._fleet.candidates, models, exclude)
+        if targets is None:
+            return None
+        asks = tuple(Ask(model, exclude, key, session, max_tokens) for model in targets)
         place = Place(self._line, asks)
         try:
             return await self.queue.admit(key, place)

@@ -38,7 +38,7 @@ from router.fleet.registry import Fleet, Lease, NodeState
 from router.obs.metrics import Metrics
 from router.routing.admission import AdmissionQueue, Outcome
 from router.routing.choose import ALL_FULL, Ask, Chooser, Wait
-from router.routing.line import Place, WaitLine, choose_target
+from router.routing.line import Place, WaitLine, choose_target, servable
 from router.routing.redis_link import RedisDown, RedisLink
 from router.routing.redis_release import GiveBack
 from router.routing.shares import KeyShares
@@ -139,17 +139,14 @@ class RedisSlots:
         session: str | None = None,
         max_tokens: int | None = None,
     ) -> Lease | None:
-        if isinstance(models, str):  # one model: a str is a Sequence[str] of its letters
-            models = (models,)
-        if not any(
-            n.name not in exclude for model in models for n in self._fleet.candidates(model)
-        ):
-            return None  # no node at all: waiting would not help
+        targets = servable(self._fleet.candidates, models, exclude)
+        if targets is None:
+            return None
         if session is not None and self._chooser.ring is not None and self.link.up:
             await self._recall(session)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.wait_timeout_s
-        asks = tuple(Ask(model, exclude, key, session, max_tokens) for model in models)
+        asks = tuple(Ask(model, exclude, key, session, max_tokens) for model in targets)
         place = Place(self._line, asks)
         lost = False  # a slot free in view was taken meanwhile: it keeps its place
         try:

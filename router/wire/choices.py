@@ -31,7 +31,14 @@ import orjson
 from router.errors import BadRequest
 from router.wire import sse
 from router.wire.logprobs import OFF, CompletionOffsets, LogprobRequest, chat_logprobs
-from router.wire.to_openai import FINGERPRINT, Usage, finish_reason, tool_calls_out, usage_of
+from router.wire.to_openai import (
+    FINGERPRINT,
+    Usage,
+    assistant_message,
+    finish_reason,
+    tool_calls_out,
+    usage_of,
+)
 from router.wire.toolchoice import limit_calls
 
 MAX_N = 128  # OpenAI's limit
@@ -87,18 +94,9 @@ def chat_choice(
     message = answer.get("message")
     message = message if isinstance(message, dict) else {}
     calls = limit_calls(tool_calls_out(message.get("tool_calls"), indexed=False), max_calls)
-    out: dict[str, Any] = {
-        "role": "assistant",
-        "content": message.get("content") or "",
-        "refusal": None,
-    }
-    if calls:
-        out["tool_calls"] = calls
-    if message.get("thinking"):
-        out["reasoning_content"] = message["thinking"]
     choice = {
         "index": index,
-        "message": out,
+        "message": assistant_message(message, calls),
         "logprobs": chat_logprobs(answer.get("logprobs")) if logprobs.enabled else None,
         "finish_reason": finish_reason(answer, bool(calls)),
     }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.errors import BadRequest
-from router.wire.fields import wrong_type
+from router.wire.fields import number, wrong_type
 from router.wire.responses_input import input_messages
 
 # `reasoning.effort` → native `think` (api-reference.md 2.1; as chat's reasoning_effort).
@@ -71,22 +71,6 @@ def _stateless(body: dict[str, Any]) -> None:
             param="background",
             code="unsupported_parameter",
         )
-
-
-def _number(body: dict[str, Any], param: str, lo: float, hi: float) -> float | None:
-    value = body.get(param)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise wrong_type(param, "a decimal", value)
-    if not lo <= value <= hi:
-        raise BadRequest(
-            f"Invalid '{param}': expected a value between {lo:g} and {hi:g}, but got "
-            f"{value} instead.",
-            param=param,
-            code="invalid_value",
-        )
-    return float(value)
 
 
 def _typed(body: dict[str, Any], param: str, kind: type, expected: str) -> Any:
@@ -254,7 +238,7 @@ def parse_responses(body: dict[str, Any]) -> ResponsesRequest:
     tools = _tool_choice(tool_choice, native)
     fmt, text = _format(body)
     think, reasoning = _think(body)
-    temperature, top_p = _number(body, "temperature", 0, 2), _number(body, "top_p", 0, 1)
+    temperature, top_p = number(body, "temperature", 0, 2), number(body, "top_p", 0, 1)
     max_output_tokens = _max_tokens(body)
     parallel = _typed(body, "parallel_tool_calls", bool, "a boolean")
     user = _typed(body, "user", str, "a string")

@@ -69,12 +69,9 @@ def tool_calls_out(
     return out
 
 
-def chat_completion(
-    data: dict[str, Any], model: str, id_: str, created: int, *, ids: Ids = new_id
-) -> tuple[bytes, Usage]:
-    message = data.get("message") if isinstance(data.get("message"), dict) else {}
-    assert isinstance(message, dict)
-    calls = tool_calls_out(message.get("tool_calls"), indexed=False, ids=ids)
+def assistant_message(message: dict[str, Any], calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """A gathered answer's `choices[].message`: text, tool calls, thinking as
+    `reasoning_content`."""
     out: dict[str, Any] = {
         "role": "assistant",
         "content": message.get("content") or "",
@@ -84,6 +81,16 @@ def chat_completion(
         out["tool_calls"] = calls
     if message.get("thinking"):
         out["reasoning_content"] = message["thinking"]
+    return out
+
+
+def chat_completion(
+    data: dict[str, Any], model: str, id_: str, created: int, *, ids: Ids = new_id
+) -> tuple[bytes, Usage]:
+    message = data.get("message") if isinstance(data.get("message"), dict) else {}
+    assert isinstance(message, dict)
+    calls = tool_calls_out(message.get("tool_calls"), indexed=False, ids=ids)
+    out = assistant_message(message, calls)
     usage = usage_of(data)
     body = {
         "id": id_,

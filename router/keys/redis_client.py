@@ -13,12 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from router.obs.metrics import Metrics
-from router.routing.redis_leases import CALL_TIMEOUT_S, MAX_CONNECTIONS, RedisLeases
+from router.routing.redis_leases import call, connect
 from router.routing.redis_link import RedisDown
 
 log = logging.getLogger(__name__)
@@ -27,15 +23,7 @@ PROBE_S = 0.5  # how often a replica retries Redis while it is away
 
 class KeyRedis:
     def __init__(self, url: str, *, prefix: str, metrics: Metrics) -> None:
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=CALL_TIMEOUT_S,
-            socket_timeout=CALL_TIMEOUT_S,
-            socket_connect_timeout=CALL_TIMEOUT_S,
-            retry=Retry(NoBackoff(), 0),  # the caller decides what a failure means
-        )
-        self.redis = Redis.from_pool(pool)
+        self.redis = connect(url)
         self.prefix = prefix
         self.up = False  # until the first ping answers
         self._metrics = metrics
@@ -48,7 +36,7 @@ class KeyRedis:
         if not self.up:
             raise RedisDown("Redis is away")
         try:
-            return await RedisLeases._call(make())
+            return await call(make())
         except RedisDown as exc:
             self._metrics.count_coordination_error(operation)
             self.down(operation, exc)
@@ -70,8 +58,8 @@ class KeyRedis:
             return True
         try:
             # Every pooled connection would fail once more after an outage.
-            await RedisLeases._call(self.redis.connection_pool.disconnect())
-            await RedisLeases._call(self.redis.ping())
+            await call(self.redis.connection_pool.disconnect())
+            await call(self.redis.ping())
         except RedisDown:
             return False
         self.up = True

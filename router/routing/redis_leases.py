@@ -143,15 +143,7 @@ return 0
 
 class RedisLeases:
     def __init__(self, url: str, *, prefix: str, ttl_s: float) -> None:
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=CALL_TIMEOUT_S,
-            socket_timeout=CALL_TIMEOUT_S,
-            socket_connect_timeout=CALL_TIMEOUT_S,
-            retry=Retry(NoBackoff(), 0),  # the caller decides what a failure means
-        )
-        self._redis = Redis.from_pool(pool)
+        self._redis = connect(url)
         self._prefix = prefix
         self._ttl_ms = max(1, round(ttl_s * 1000))
         self._acquire = self._redis.register_script(ACQUIRE)
@@ -183,12 +175,12 @@ class RedisLeases:
         if session is not None:
             keys.append(self._conversation(session))
         args = (capacity, self._ttl_ms, lease_id, node, CONVERSATION_TTL_MS)
-        taken, count = await self._call(self._acquire(keys=keys, args=args))
+        taken, count = await call(self._acquire(keys=keys, args=args))
         return bool(taken), int(count)
 
     async def last_node(self, session: str) -> str | None:
         """The node `session`'s last turn ran on, as any replica saw it."""
-        name = await self._call(self._redis.get(self._conversation(session)))
+        name = await call(self._redis.get(self._conversation(session)))
         return None if name is None else bytes(name).decode()
 
     async def sync(
@@ -217,7 +209,7 @@ class RedisLeases:
             args.append(len(leases))
             args += [part for lease in leases for part in lease]
         script = self._sync(keys=[self.key(node) for node in nodes], args=args)
-        counts, entries, shares = await self._call(script)
+        counts, entries, shares = await call(script)
         return Synced(
             counts={node: int(count) for node, count in zip(nodes, counts, strict=True)},
             waiting=[tuple(bytes(e).decode().split("\n", 2)) for e in entries],  # type: ignore[misc]
@@ -237,33 +229,47 @@ class RedisLeases:
             return
         args: list[int | str] = [len(ids) for ids in by_key.values()]
         args += [lease_id for ids in by_key.values() for lease_id in ids]
-        await self._call(self._release(keys=list(by_key), args=args))
+        await call(self._release(keys=list(by_key), args=args))
 
     async def ping(self) -> None:
-        await self._call(self._redis.ping())
+        await call(self._redis.ping())
 
     async def reconnect(self) -> None:
         """Drop every pooled connection: after an outage each would fail once more."""
-        await self._call(self._redis.connection_pool.disconnect())
+        await call(self._redis.connection_pool.disconnect())
 
     async def aclose(self) -> None:
         await self._redis.aclose()
 
-    @staticmethod
-    async def _call(call: Any) -> Any:
-        """Await one redis-py call: bounded in time, failures as `RedisDown`, and a cancel
-        always raised (redis-py may swallow one: it finishes the command, or fails it,
-        instead; redis/redis-py#2551)."""
-        task = asyncio.current_task()
-        cancels = task.cancelling() if task is not None else 0
-        try:
-            # The pool and socket timeouts bound each step; this bounds the whole call.
-            async with asyncio.timeout(CALL_TIMEOUT_S * 2):
-                result = await call
-        except (RedisError, OSError, TimeoutError) as exc:
-            if task is not None and task.cancelling() > cancels:
-                raise asyncio.CancelledError from exc
-            raise RedisDown(f"{type(exc).__name__}: {exc}") from exc
+
+def connect(url: str) -> Redis:
+    """A client whose every step is bounded by CALL_TIMEOUT_S and never retried by redis-py:
+    the caller decides what a failure means. The slot store and the key limits share it."""
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=CALL_TIMEOUT_S,
+        socket_timeout=CALL_TIMEOUT_S,
+        socket_connect_timeout=CALL_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return Redis.from_pool(pool)
+
+
+async def call(pending: Any) -> Any:
+    """Await one redis-py call: bounded in time, failures as `RedisDown`, and a cancel
+    always raised (redis-py may swallow one: it finishes the command, or fails it,
+    instead; redis/redis-py#2551)."""
+    task = asyncio.current_task()
+    cancels = task.cancelling() if task is not None else 0
+    try:
+        # The pool and socket timeouts bound each step; this bounds the whole call.
+        async with asyncio.timeout(CALL_TIMEOUT_S * 2):
+            result = await pending
+    except (RedisError, OSError, TimeoutError) as exc:
         if task is not None and task.cancelling() > cancels:
-            raise asyncio.CancelledError
-        return result
+            raise asyncio.CancelledError from exc
+        raise RedisDown(f"{type(exc).__name__}: {exc}") from exc
+    if task is not None and task.cancelling() > cancels:
+        raise asyncio.CancelledError
+    return result

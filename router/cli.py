@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -15,7 +14,7 @@ from router.api.auth import new_key
 from router.config import ConfigError, load_config
 from router.obs.logs import configure_logging
 
-KEY_ENV = "JARVIS_API_KEY"
+KEY_ENV = cli_models.KEY_ENV
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
@@ -132,28 +131,12 @@ def _emulate(args: argparse.Namespace) -> int:
 def _admin_call(args: argparse.Namespace, path: str, method: str = "GET") -> Any:
     """The JSON answer of an admin endpoint, or an exit code after printing why not."""
     import json
-    import urllib.error
-    import urllib.request
 
-    key = args.key or os.environ.get(KEY_ENV)
-    if not key:
-        print(f"error: give an admin API key with --key or {KEY_ENV}", file=sys.stderr)
-        return 2
-    url = args.url.rstrip("/") + path
-    request = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.load(exc)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = exc.reason
-        print(f"error: {url} answered {exc.code}: {message}", file=sys.stderr)
-        return 1
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"error: cannot reach {url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
-        return 1
+    response = cli_models.admin_open(args, path, method=method)
+    if isinstance(response, int):
+        return response
+    with response:
+        return json.load(response)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -17,8 +17,11 @@ from urllib.parse import quote
 KEY_ENV = "JARVIS_API_KEY"
 
 
-def _open(args: argparse.Namespace, path: str, body: dict[str, Any] | None = None) -> Any:
-    """The open response of a POST to an admin endpoint, or an exit code after saying why."""
+def admin_open(
+    args: argparse.Namespace, path: str, body: dict[str, Any] | None = None, method: str = "POST"
+) -> Any:
+    """The open response of a request to an admin endpoint, or an exit code after saying why
+    (`jarvis-router status`, `drain` and `models` all go through here)."""
     key = args.key or os.environ.get(KEY_ENV)
     if not key:
         print(f"error: give an admin API key with --key or {KEY_ENV}", file=sys.stderr)
@@ -26,7 +29,7 @@ def _open(args: argparse.Namespace, path: str, body: dict[str, Any] | None = Non
     url = args.url.rstrip("/") + path
     data = None if body is None else json.dumps(body).encode()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         return urllib.request.urlopen(request, timeout=args.timeout)
     except urllib.error.HTTPError as exc:
@@ -44,7 +47,7 @@ def _open(args: argparse.Namespace, path: str, body: dict[str, Any] | None = Non
 def _load(args: argparse.Namespace) -> int:
     action = "unload" if args.unload else "load"
     path = f"/admin/models/{quote(args.model, safe='/:')}/{action}?node={quote(args.node)}"
-    response = _open(args, path)
+    response = admin_open(args, path)
     if isinstance(response, int):
         return response
     with response:
@@ -71,7 +74,7 @@ def _lines(response: Any) -> Iterator[dict[str, Any]]:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    response = _open(args, "/admin/models/pull", {"node": args.node, "model": args.model})
+    response = admin_open(args, "/admin/models/pull", {"node": args.node, "model": args.model})
     if isinstance(response, int):
         return response
     failed = False

@@ -114,6 +114,11 @@ def add_served_model(request: web.BaseRequest, response: web.StreamResponse) -> 
         response.headers[SERVED_MODEL_HEADER] = ctx.served_model
 
 
+def _gathers_stream(state: RouterState) -> bool:
+    """Whether a non-streamed answer is gathered from the node's stream (`routing.gather`)."""
+    return state.config.routing.gather == "stream"
+
+
 def _json(body: bytes, ctx: RequestContext, state: RouterState) -> web.Response:
     own_ms = (state.clock() - ctx.start - ctx.upstream_s) * 1000
     timing = f"upstream;dur={ctx.upstream_s * 1000:.2f}, router;dur={own_ms:.2f}"
@@ -134,11 +139,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     id_, created = new_id("chatcmpl-"), int(time.time())
     if not req.plain:
         return await _choices(request, state, ctx, model, CHAT_PATH, req, id_, created)
-    payload = payloads(state, model, lambda m, o: chat_payload(req, m, o))
+    stream = req.stream or _gathers_stream(state)
+    payload = payloads(state, model, lambda m, o: chat_payload(req, m, o, stream=stream))
     if req.stream:
         encoder = ChatStream(req.model, id_, created, req.include_usage)
         return await _relay(request, state, ctx, model, CHAT_PATH, payload, encoder)
-    gathered = await fetch(state.dispatcher, ctx, model, CHAT_PATH, payload)
+    gathered = await fetch(state.dispatcher, ctx, model, CHAT_PATH, payload, whole=not stream)
     body, usage = chat_completion(gathered.chat(), req.model, id_, created)
     ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     return _json(body, ctx, state)
@@ -160,11 +166,12 @@ async def completions(request: web.Request) -> web.StreamResponse:
     id_, created = new_id("cmpl-"), int(time.time())
     if not req.plain:
         return await _choices(request, state, ctx, model, GENERATE_PATH, req, id_, created)
-    payload = payloads(state, model, lambda m, o: completion_payload(req, m, o))
+    stream = req.stream or _gathers_stream(state)
+    payload = payloads(state, model, lambda m, o: completion_payload(req, m, o, stream=stream))
     if req.stream:
         encoder = CompletionStream(req.model, id_, created, req.include_usage)
         return await _relay(request, state, ctx, model, GENERATE_PATH, payload, encoder)
-    gathered = await fetch(state.dispatcher, ctx, model, GENERATE_PATH, payload)
+    gathered = await fetch(state.dispatcher, ctx, model, GENERATE_PATH, payload, whole=not stream)
     body, usage = text_completion(gathered.generate(), req.model, id_, created)
     ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     return _json(body, ctx, state)

@@ -14,6 +14,7 @@ from aiohttp import web
 from router.api import edge
 from router.api.handlers import (
     SESSION_HEADER,
+    _gathers_stream,
     _json,
     _relay,
     _route_model,
@@ -50,8 +51,11 @@ async def messages(request: web.Request) -> web.StreamResponse:
     ctx.api = "messages"
     req = parse_messages(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
+    stream = req.stream or _gathers_stream(state)
     payload = payloads(
-        state, model, lambda m, o: messages_payload(req, m, o, can_think=can_think(state, m))
+        state,
+        model,
+        lambda m, o: messages_payload(req, m, o, can_think=can_think(state, m), stream=stream),
     )
     ctx.max_tokens = req.max_tokens
     _affinity(request, state, ctx, req)
@@ -59,7 +63,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     if req.stream:
         encoder = MessagesStream(req.model, id_, new_id)
         return await _relay(request, state, ctx, model, CHAT_PATH, payload, encoder)
-    gathered = await fetch(state.dispatcher, ctx, model, CHAT_PATH, payload)
+    gathered = await fetch(state.dispatcher, ctx, model, CHAT_PATH, payload, whole=not stream)
     body, usage = build_message(gathered.chat(), req.model, id_, new_id)
     ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     return _json(body, ctx, state)

@@ -15,6 +15,7 @@ from aiohttp import web
 from router.api import edge
 from router.api.handlers import (
     SESSION_HEADER,
+    _gathers_stream,
     _json,
     _relay,
     _route_model,
@@ -38,8 +39,11 @@ async def responses(request: web.Request) -> web.StreamResponse:
     req = parse_responses(await edge.json_body(request))
     model = await _route_model(state, ctx, req.model)
     # `think` only where the node has not said the model cannot think (`can_think`).
+    stream = req.stream or _gathers_stream(state)
     payload = payloads(
-        state, model, lambda m, o: responses_payload(req, m, o, can_think=can_think(state, m))
+        state,
+        model,
+        lambda m, o: responses_payload(req, m, o, can_think=can_think(state, m), stream=stream),
     )
     ctx.max_tokens = req.max_output_tokens
     if state.config.routing.affinity:
@@ -50,7 +54,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
     if req.stream:
         encoder = ResponsesStream(head, new_id)
         return await _relay(request, state, ctx, model, CHAT_PATH, payload, encoder)
-    gathered = await fetch(state.dispatcher, ctx, model, CHAT_PATH, payload)
+    gathered = await fetch(state.dispatcher, ctx, model, CHAT_PATH, payload, whole=not stream)
     body, usage = build_response(gathered.chat(), head, new_id)
     ctx.prompt_tokens, ctx.completion_tokens = usage.prompt_tokens, usage.completion_tokens
     return _json(body, ctx, state)

@@ -93,6 +93,11 @@ class RoutingConfig:
     # cost_aware: how much a full node's queue counts. A queued request also delays the ones
     # behind it, so 3 makes a free slower node worth it once requests wait for the fast ones.
     queue_weight: float = 3.0
+    # How a client's non-streamed answer is read from the node: "stream" gathers Ollama's
+    # stream (a hung node fails over after first_token_timeout_s, a stalled one after
+    # token_gap_timeout_s); "whole" asks for Ollama's one JSON answer (cheaper per request,
+    # but only request_timeout_s bounds a hung node). README "Non-streamed answers".
+    gather: str = "stream"
 
 
 @dataclass(frozen=True, slots=True)

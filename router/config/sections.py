@@ -29,6 +29,7 @@ from router.config.model import (
 from router.config.validate import ConfigError, Section, read
 
 STRATEGIES = ("cost_aware", "least_loaded", "round_robin", "random")
+GATHER_MODES = ("stream", "whole")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 # Braces allowed so a prefix can be a Redis Cluster hash tag, e.g. "{jarvis}".
 _KEY_PREFIX_RE = re.compile(r"^[A-Za-z0-9{][A-Za-z0-9{}:._-]{0,62}$")
@@ -109,6 +110,7 @@ def routing(root: Section) -> RoutingConfig:
             s.number("affinity_balance", 1.25, minimum=1.0, maximum=10.0),
             s.number("cold_load_s", 10.0, minimum=0.0),
             s.number("queue_weight", 3.0, minimum=0.0, maximum=100.0),
+            s.string("gather", "stream", choices=GATHER_MODES),
         ),
     )
 

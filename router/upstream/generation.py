@@ -64,6 +64,7 @@ class Generation:
         "_reader",
         "_started_at",
         "_wait_s",
+        "_whole",
         "done",
     )
 
@@ -75,11 +76,15 @@ class Generation:
         path: str,
         payload: bytes | Payloads,
         lease: Lease | None = None,
+        *,
+        whole: bool = False,
     ) -> None:
         """Without `lease`, entering fails over across nodes; with one, it is one attempt on it
         (and owns it from here: entering gives it back on failure, leaving always does).
-        `model` is the name routed on; `payload` the bytes for any node, or per target."""
-        self._d, self._ctx, self._model = dispatcher, ctx, model
+        `model` is the name routed on; `payload` the bytes for any node, or per target.
+        `whole`: the payload asks for Ollama's one JSON answer (`stream: false`), which comes
+        at the end: no first-token timeout (the request timeout bounds it) and no TTFT."""
+        self._d, self._ctx, self._model, self._whole = dispatcher, ctx, model, whole
         self._path, self._payload, self._lease = path, payload, lease
         self._wait_s: float | None = None  # how long a read may wait: the between-token timeout
         self._reader: LineReader | None = None
@@ -134,7 +139,7 @@ class Generation:
         except UpstreamError as exc:
             self._failure = exc
             raise
-        if not self._first_at and has_token(lines):
+        if not self._first_at and not self._whole and has_token(lines):
             self._first_at = now = self._d.clock()
             self._ctx.ttft_s = now - self._ctx.start
         last = lines[-1]
@@ -154,7 +159,7 @@ class Generation:
         self._started_at = d.clock()
         try:
             try:
-                async with asyncio.timeout(d.first_token_timeout_s):
+                async with asyncio.timeout(None if self._whole else d.first_token_timeout_s):
                     ctx.served_model = lease.model or self._model
                     payload = payload_for(self._payload, ctx.served_model)
                     resp = await d.upstream.open(node, self._path, payload, ctx.request_id)
@@ -216,14 +221,17 @@ async def fetch(
     model: str,
     path: str,
     payload: bytes | Payloads,
+    *,
+    whole: bool = False,
 ) -> Gathered:
-    """A whole answer, gathered from the node's stream. Each attempt reads its generation to
-    the end inside the failover: a failure anywhere before the end tries another node (the
-    client has seen nothing yet)."""
+    """A whole answer, gathered from the node's stream (or, `whole`, its one JSON answer).
+    Each attempt reads its generation to the end inside the failover: a failure anywhere
+    before the end tries another node (the client has seen nothing yet)."""
 
     async def attempt_on(lease: Lease) -> Gathered:
         gathered = Gathered()
-        async with Generation(dispatcher, ctx, model, path, payload, lease) as generation:
+        generation = Generation(dispatcher, ctx, model, path, payload, lease, whole=whole)
+        async with generation:
             async for lines in generation:
                 gathered.feed_all(lines)
         return gathered

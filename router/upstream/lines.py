@@ -94,7 +94,10 @@ class LineReader:
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 raise from_exception(exc, self.node) from exc
             if not chunk:
-                return []  # a partial last line without its newline is not a line
+                # The body ended: a last line without its newline is a line when it is not
+                # blank (Ollama's `stream: false` answer is one JSON object and no newline).
+                last, self._partial = self._partial, b""
+                return [last] if last and not last.isspace() else []
             data = self._partial + chunk if self._partial else chunk
             lines = data.split(b"\n")
             self._partial = lines.pop()

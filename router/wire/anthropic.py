@@ -87,7 +87,7 @@ def _payload(
     payload: dict[str, Any] = {
         "model": model,
         "messages": list(req.messages),
-        "stream": True,  # always: a JSON answer is gathered from the stream
+        "stream": True,  # a JSON answer is gathered from it unless `messages_payload` says not
         "options": _options(req, max_tokens),
     }
     if req.tools:
@@ -105,10 +105,13 @@ def messages_payload(
     overrides: Overrides | None = None,
     *,
     can_think: bool = True,
+    stream: bool = True,
 ) -> bytes:
     """The native `/api/chat` body. `can_think=False` (the model lacks Ollama's `thinking`
     capability) leaves `think` out: Ollama answers 400 when such a model is asked to think."""
-    return orjson.dumps(_with(_payload(req, model, req.max_tokens, can_think), overrides))
+    payload = _payload(req, model, req.max_tokens, can_think)
+    payload["stream"] = stream  # False: Ollama's one JSON answer (`routing.gather: whole`)
+    return orjson.dumps(_with(payload, overrides))
 
 
 def count_tokens_payload(

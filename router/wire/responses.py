@@ -32,8 +32,10 @@ def responses_payload(
     overrides: Overrides | None = None,
     *,
     can_think: bool = True,
+    stream: bool = True,
 ) -> bytes:
-    """The native `/api/chat` body; always streamed (the router gathers a JSON answer).
+    """The native `/api/chat` body; streamed unless `stream=False` (`routing.gather: whole`
+    asks for Ollama's one JSON answer for a non-streamed request).
     `can_think=False` (the model lacks Ollama's `thinking` capability) leaves `think` out:
     Ollama answers 400 when such a model is asked to think, and agents send `reasoning`
     whatever the model."""
@@ -46,7 +48,7 @@ def responses_payload(
     payload: dict[str, Any] = {
         "model": model,
         "messages": list(req.messages),
-        "stream": True,
+        "stream": stream,
         "options": options,
     }
     if req.tools:

@@ -134,17 +134,20 @@ def _format(response_format: dict[str, Any] | None) -> object:
     return None
 
 
-def chat_payload(req: ChatRequest, model: str, overrides: Overrides | None = None) -> bytes:
+def chat_payload(
+    req: ChatRequest, model: str, overrides: Overrides | None = None, *, stream: bool = True
+) -> bytes:
     """The `/api/chat` payload for `model` (a node model name); `overrides`, the catalog's
-    options for it, are written in before the one serialisation (router.wire.options)."""
+    options for it, are written in before the one serialisation (router.wire.options).
+    `stream=False` asks for Ollama's one JSON answer (`routing.gather: whole`)."""
     plan = req.tool_plan()  # Ollama has no tool_choice: narrowed tools and an instruction
     payload: dict[str, Any] = {
         "model": model,
         "messages": with_instruction(ollama_messages(req.messages), plan.instruction),
-        # Always a stream, stated explicitly (Ollama streams when it is absent, pitfall 1): a
-        # client's non-streamed answer is gathered from it, so every request gets the
-        # first-token and between-token timeouts (router.wire.ollama).
-        "stream": True,
+        # Stated explicitly (Ollama streams when it is absent, pitfall 1). A stream by default
+        # even for a client's non-streamed answer, gathered (router.wire.ollama), so it gets
+        # the first-token and between-token timeouts.
+        "stream": stream,
         "options": _options(req.sampling),
     }
     fmt = _format(req.response_format)
@@ -167,13 +170,13 @@ def chat_payload(req: ChatRequest, model: str, overrides: Overrides | None = Non
 
 
 def completion_payload(
-    req: CompletionRequest, model: str, overrides: Overrides | None = None
+    req: CompletionRequest, model: str, overrides: Overrides | None = None, *, stream: bool = True
 ) -> bytes:
-    """The `/api/generate` payload for `model`; `overrides` as for `chat_payload`."""
+    """The `/api/generate` payload for `model`; `overrides` and `stream` as for `chat_payload`."""
     payload: dict[str, Any] = {
         "model": model,
         "prompt": req.prompt,
-        "stream": True,
+        "stream": stream,
         "options": _options(req.sampling),
     }
     if req.suffix:

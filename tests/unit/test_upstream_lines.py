@@ -1,5 +1,5 @@
 """`router.upstream.lines`: a read's complete lines (blank ones skipped, a partial one kept for
-the next read); `parse_lines`: up to the done line, a bad line returned as the error after the
+the next read, and returned at the end of the body); `parse_lines`: up to the done line, a bad line returned as the error after the
 good lines before it; `has_token`: which lines start the time to first token."""
 
 from __future__ import annotations
@@ -73,9 +73,21 @@ def _reader(resp: _Response) -> LineReader:
         ([TOKEN + b"\n" + DONE + b"\n"], [[TOKEN, DONE]]),
         ([b"\n", b" \r\n", TOKEN + b"\n"], [[TOKEN]]),
         ([TOKEN + b"\n\n" + DONE + b"\n"], [[TOKEN, DONE]]),
-        ([TOKEN + b"\n" + DONE[:4]], [[TOKEN]]),  # a last line without its newline is not one
+        # The body's last line without its newline is still a line (Ollama's `stream: false`
+        # answer ends so); cut short, it is invalid JSON, which the parser reports.
+        ([TOKEN + b"\n" + DONE[:4]], [[TOKEN], [DONE[:4]]]),
+        ([DONE], [[DONE]]),
+        ([TOKEN + b"\n \r\n"], [[TOKEN]]),
     ],
-    ids=["one-line", "two-lines", "blank-lines", "blank-between", "partial-end"],
+    ids=[
+        "one-line",
+        "two-lines",
+        "blank-lines",
+        "blank-between",
+        "cut-end",
+        "no-newline",
+        "blank-end",
+    ],
 )
 async def test_lines(chunks: list[bytes], reads: list[list[bytes]]) -> None:
     reader = _reader(_Response(chunks))

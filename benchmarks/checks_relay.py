@@ -15,6 +15,7 @@ from typing import Any
 from benchmarks.checks import Row
 from benchmarks.stats import Measure, Spread, by_target, paired, spread
 from benchmarks.streams import ROUTER_TARGETS, cpu_per_token, relay_cpu_ratio
+from benchmarks.targets import ROUTER_WHOLE
 
 API = {"router": "chat", "router-responses": "Responses", "router-messages": "Messages"}
 
@@ -47,10 +48,22 @@ def s1_rows(key: str, sc: dict[str, Any]) -> list[Row]:
         if over is not None and added[0] is not None and added[1] is not None:
             detail = f"; router +{added[0].median:.2f} ms, floor +{added[1].median:.2f} ms"
             row = (row[0], row[1] + detail, row[2], row[3])
-        return [row]
+        rows = [row]
+        whole = paired(ms, ROUTER_WHOLE, "floor", "p50_ms", ratio=False)
+        if whole is not None:
+            rows.append(_row(
+                "S1 c=1, `routing.gather: whole`: the same", whole, "+.2f", " ms", "≤ +0.25 ms",
+                lambda v: v <= 0.25,
+            ))  # fmt: skip
+        return rows
     if key == "S1-c64":
-        ratio = paired(ms, "router", "floor", "rps", ratio=True)
-        return [_row("S1 c=64: router / floor req/s", ratio, ".2f", "x", "≥ 0.70x", _ge(0.70))]
+        rows = []
+        for name, label in (("router", ""), (ROUTER_WHOLE, ", `routing.gather: whole`")):
+            ratio = paired(ms, name, "floor", "rps", ratio=True)
+            if ratio is not None or name == "router":
+                rows.append(_row(f"S1 c=64{label}: router / floor req/s", ratio, ".2f", "x",
+                                 "≥ 0.70x", _ge(0.70)))  # fmt: skip
+        return rows
     return []
 
 

@@ -11,8 +11,8 @@ from benchmarks.stats import Measure, Spread, by_target, paired, spread
 
 BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
 ORDER = (
-    "direct", "direct-stream", "nginx", "floor", "router", "router-responses", "router-messages",
-    "litellm",
+    "direct", "direct-stream", "nginx", "floor", "router", "router-whole", "router-responses",
+    "router-messages", "litellm",
 )  # fmt: skip
 
 

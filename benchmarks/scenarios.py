@@ -205,6 +205,8 @@ def start_targets(
             t = tg.start_floor(run.out, run.cores, node_url)
         elif name == "router":
             t = tg.start_router(run.out, run.cores, [node_url], capacity=capacity)
+        elif name == tg.ROUTER_WHOLE:
+            t = tg.start_router(run.out, run.cores, [node_url], capacity=capacity, gather="whole")
         elif name == "nginx":
             t = tg.start_nginx(run.out, run.cores, node_url)
         else:

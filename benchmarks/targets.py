@@ -31,6 +31,9 @@ HERE = Path(__file__).resolve().parent
 MODEL = "llama3"
 PROMPT = "Why is the sky blue?"
 ALL_TARGETS = ("direct", "floor", "router", "nginx", "litellm")
+# The router with `routing.gather: whole` (non-streamed answers as Ollama's one JSON answer):
+# only when asked for (`--targets ...,router-whole`), as it differs from `router` only in S1.
+ROUTER_WHOLE = "router-whole"
 NATIVE_PATH, OPENAI_PATH = "/api/chat", "/v1/chat/completions"
 PATHS = {
     "native": NATIVE_PATH,
@@ -77,7 +80,7 @@ def nginx_binary() -> str | None:
 
 
 def available(wanted: tuple[str, ...] = ALL_TARGETS) -> tuple[str, ...]:
-    have = {"direct", "floor", "router"}
+    have = {"direct", "floor", "router", ROUTER_WHOLE}
     if nginx_binary() is not None:
         have.add("nginx")
     if litellm.executable() is not None:
@@ -118,14 +121,20 @@ def start_nodes(
 
 
 def write_fleet(
-    path: Path, port: int, node_urls: list[str], key: str, capacity: int, health_interval_s: float
+    path: Path,
+    port: int,
+    node_urls: list[str],
+    key: str,
+    capacity: int,
+    health_interval_s: float,
+    gather: str = "stream",
 ) -> None:
     fleet = {
         "listen": {"host": "127.0.0.1", "port": port},
         "api_keys": [{"name": "bench", "sha256": digest(key)}],
         "health": {"interval_s": health_interval_s, "timeout_s": min(2.0, health_interval_s)},
         # The default pool (4096 per node) would queue S4's 5,000 streams inside the router.
-        "routing": {"max_connections_per_node": 8192},
+        "routing": {"max_connections_per_node": 8192, "gather": gather},
         "logging": {"level": "info", "format": "json", "access_log": True},
         "nodes": [
             {"name": f"node-{i}", "url": url, "max_concurrency": capacity}
@@ -137,12 +146,14 @@ def write_fleet(
 
 def start_router(
     run_dir: Path, cores: Cores, node_urls: list[str], *, capacity: int = 1024,
-    health_interval_s: float = 5.0,
+    health_interval_s: float = 5.0, gather: str = "stream",
 ) -> Target:  # fmt: skip
-    """The router as shipped: auth, metrics, request log on; its stdout goes to router.log."""
+    """The router as shipped: auth, metrics, request log on; its stdout goes to router.log.
+    `gather="whole"`: the `router-whole` target (`routing.gather: whole`)."""
     key, port = new_key(), free_port()
-    fleet = run_dir / "fleet.yaml"
-    write_fleet(fleet, port, node_urls, key, capacity, health_interval_s)
+    name = "router" if gather == "stream" else ROUTER_WHOLE
+    fleet = run_dir / f"{name}-fleet.yaml"
+    write_fleet(fleet, port, node_urls, key, capacity, health_interval_s, gather)
     argv = [
         *cores.prefix(proxy=True),
         sys.executable,
@@ -152,11 +163,11 @@ def start_router(
         "--config",
         str(fleet),
     ]
-    proc = Proc("router", argv, stdout=run_dir / "router.log")
+    proc = Proc(name, argv, stdout=run_dir / f"{name}.log")
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/readyz", proc, timeout_s=120)
     return Target(
-        "router",
+        name,
         base,
         "openai",
         proc,

@@ -1,5 +1,7 @@
 """Wiring: `create_app` builds the application; `make_runner` is the runner for production and
 tests alike; `serve` runs it until SIGTERM and drains.
+(Just over 300 lines: the routes, the services started with the app and the serve loop are
+read together, in the order they run.)
 """
 
 from __future__ import annotations

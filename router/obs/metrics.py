@@ -4,6 +4,7 @@ Request metrics are observed once per request from its context. Node gauges are 
 fleet at scrape time by a collector, so the request path never touches them. Every label is
 bounded: models the fleet knows (else "unknown"), node names and key names from the fleet file.
 docs/metrics.md lists every family and the OpenTelemetry / vLLM name each one matches.
+(Just over 300 lines: every metric family lives here, in one module, as issue 12 asked.)
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """`router.upstream.lines`: a read's complete lines (blank ones skipped, a partial one kept for
-the next read, and returned at the end of the body); `parse_lines`: up to the done line, a bad line returned as the error after the
-good lines before it; `has_token`: which lines start the time to first token."""
+the next read, and returned at the end of the body); `parse_lines`: up to the done line, a bad
+line returned as the error after the good lines before it; `has_token`: which lines start the
+time to first token."""
 
 from __future__ import annotations
 

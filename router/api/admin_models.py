@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from router.api.admin import require_admin
+from router.api.stamp import stamp
 from router.api.state import STATE, RouterState
 from router.catalog.entries import Entry
 from router.context import CTX
@@ -113,6 +114,7 @@ async def pull(request: web.Request) -> web.StreamResponse:
     if not isinstance(model, str) or not _MODEL_RE.match(model) or "ollama/" in model.lower():
         raise BadRequest("`model` must be an Ollama model name such as llama3:8b.", param="model")
     response = web.StreamResponse(headers={"Content-Type": NDJSON})
+    stamp(request, response)
     await response.prepare(request)
     ok = False
     try:

@@ -28,7 +28,6 @@ from router.api import (
     handlers,
     messages,
     openapi,
-    policy,
     responses,
     statuspage,
 )
@@ -90,7 +89,6 @@ def create_app(
     app = web.Application(
         middlewares=[make_middleware(state)], client_max_size=config.server.max_body_bytes
     )
-    app.on_response_prepare.append(_answer_headers)
     app[STATE] = state
     if config_path is not None:  # a fleet file to reload on SIGHUP and on change
         app[RELOADER] = Reloader(state, config_path)
@@ -122,13 +120,6 @@ def create_app(
     if config.metrics.port is None:
         _add_observability_routes(app)
     return app
-
-
-async def _answer_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """Every answer, streamed or not: the key's rate headers and the node model that served
-    it (one hook, not one per header: a coroutine each on every request)."""
-    policy.add_rate_headers(request, response)
-    handlers.add_served_model(request, response)
 
 
 def _add_observability_routes(app: web.Application) -> None:
@@ -246,7 +237,6 @@ def _shared_keys(
 def make_runner(app: web.Application, *, shutdown_grace_s: float) -> web.AppRunner:
     """The runner for `app`; its listener is `edge.start_site` (or any aiohttp site, which
     then has the header limits and keep-alive timeout but not the head timer or the cap)."""
-    edge.hide_banner(app)
     # handler_cancellation: a client that leaves cancels its handler at once, which closes the
     # upstream request, so the node stops generating for nobody (aiohttp's default is off).
     return web.AppRunner(

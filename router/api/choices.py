@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from router.api.stamp import stamp
 from router.api.state import RouterState
 from router.api.together import all_of
 from router.context import RequestContext
@@ -108,13 +109,14 @@ async def streamed(
     include_usage: bool,
 ) -> web.StreamResponse:
     ctx.stream = True
-    response = web.StreamResponse(headers={**sse.HEADERS, "X-Request-ID": ctx.request_id})
+    response = web.StreamResponse(headers=sse.HEADERS)
     generations = [Generation(state.dispatcher, ctx, model, path, p) for p in payloads]
     out: list[bytes] = []
     async with contextlib.AsyncExitStack() as stack:
         # Every generation fails over until its first line, before anything is sent.
         await all_of([stack.enter_async_context(g) for g in generations])
         try:
+            stamp(request, response)
             await response.prepare(request)  # the commit point: from here nothing is replayed
             ctx.status, ctx.committed = 200, True
             out.extend(e.start() for e in encoders)

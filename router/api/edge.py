@@ -32,6 +32,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
 from router.api.errors import Problem, envelope_for
+from router.api.stamp import SERVER_NAME
 from router.api.state import STATE
 from router.config import ConfigError, ServerConfig, TlsConfig
 from router.errors import BadRequest
@@ -39,7 +40,6 @@ from router.wire.fields import load_json
 from router.wire.limits import check_body
 
 log = logging.getLogger(__name__)
-SERVER_NAME = "jarvis-router"  # no version: a banner only helps whoever scans for old ones
 _TOO_LARGE = Problem(
     431,
     "invalid_request_error",
@@ -237,16 +237,6 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if isinstance(parsed, dict):
         return parsed
     return load_json(await request.read())  # the errors (not JSON, not an object) are its
-
-
-async def _no_banner(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers["Server"] = SERVER_NAME
-
-
-def hide_banner(app: web.Application) -> None:
-    """Every answer of `app` says `Server: jarvis-router` instead of aiohttp's version."""
-    if _no_banner not in app.on_response_prepare:
-        app.on_response_prepare.append(_no_banner)
 
 
 def ssl_context(tls: TlsConfig | None) -> ssl.SSLContext | None:

@@ -19,6 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router.api import choices, edge, models_view, policy
+from router.api.stamp import stamp
 from router.api.state import STATE, RouterState
 from router.context import CTX, RequestContext
 from router.errors import ModelNotFound
@@ -49,8 +50,6 @@ from router.wire.translate import (
 JSON = "application/json"
 # Requests with the same session id prefer the node that served the conversation before.
 SESSION_HEADER = "X-Session-ID"
-# The node model that served a request (`ollama/llama3` may run on llama3:70b or llama3:8b).
-SERVED_MODEL_HEADER = "X-Jarvis-Served-Model"
 
 
 class StreamEncoder(Protocol):
@@ -104,14 +103,6 @@ def payloads(state: RouterState, model: str, build: Build) -> bytes | Payloads:
     if len(entry.targets) == 1:
         return build(entry.targets[0], entry.overrides)
     return Payloads(entry, build)
-
-
-def add_served_model(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """On preparing an answer (the app's `on_response_prepare`): which node model served the
-    request (a catalog target)."""
-    ctx = request.get(CTX) if isinstance(request, web.Request) else None
-    if ctx is not None and ctx.served_model is not None:
-        response.headers[SERVED_MODEL_HEADER] = ctx.served_model
 
 
 def _gathers_stream(state: RouterState) -> bool:
@@ -220,10 +211,11 @@ async def _relay(
     `upstream.generation`."""
     ctx.stream = True
     generation = Generation(state.dispatcher, ctx, model, path, payload)
-    response = web.StreamResponse(headers={**sse.HEADERS, "X-Request-ID": ctx.request_id})
+    response = web.StreamResponse(headers=sse.HEADERS)
     out: list[bytes] = []  # chunks not yet written
     try:
         async with generation:  # fails over until a node's first line has arrived
+            stamp(request, response)
             await response.prepare(request)  # the commit point: from here nothing is replayed
             ctx.status, ctx.committed = 200, True
             start = encoder.start()  # e.g. chat's role chunk, response.created, message_start

@@ -28,6 +28,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from router.api import edge, policy
 from router.api.errors import to_response
+from router.api.stamp import stamp
 from router.api.state import RouterState
 from router.config import KEY_PREFIX
 from router.context import CTX, RequestContext
@@ -90,7 +91,7 @@ def make_middleware(state: RouterState) -> Middleware:
         try:
             response = await _answer(request, handler, ctx, state)
             if not response.prepared:
-                response.headers["X-Request-ID"] = ctx.request_id
+                stamp(request, response)
             ctx.status = ctx.status or response.status
             # The answer's last byte goes out before its log line and metrics are made, so at
             # low load they are not on the client's clock (aiohttp's own prepare/write_eof

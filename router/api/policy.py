@@ -85,7 +85,7 @@ async def finish(request: web.Request, ctx: RequestContext, state: RouterState) 
 
 
 def add_rate_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
-    """On preparing an answer (the app's `on_response_prepare`): OpenAI's `x-ratelimit-*`
+    """Where an answer is stamped (`router.api.stamp`): OpenAI's `x-ratelimit-*`
     headers on every answer of a limited key, streamed or not, errors included."""
     decision = request.get(LIMITS) if isinstance(request, web.Request) else None
     if decision is not None:

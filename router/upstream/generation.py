@@ -63,7 +63,6 @@ class Generation:
         "_payload",
         "_reader",
         "_started_at",
-        "_wait_s",
         "done",
     )
 
@@ -81,7 +80,6 @@ class Generation:
         `model` is the name routed on; `payload` the bytes for any node, or per target."""
         self._d, self._ctx, self._model = dispatcher, ctx, model
         self._path, self._payload, self._lease = path, payload, lease
-        self._wait_s: float | None = None  # how long a read may wait: the between-token timeout
         self._reader: LineReader | None = None
         self._first: Lines | None = None
         self.done: dict[str, Any] | None = None  # the done line (usage, timings), once here
@@ -120,7 +118,7 @@ class Generation:
         reader = self._reader
         assert reader is not None, "iterated before entering"
         try:
-            raws = await reader.lines(self._wait_s)
+            raws = await reader.lines()
             if not raws:  # the body ended, and a stream without done:true failed (pitfall 3)
                 raise UpstreamError(
                     Outcome.PROTOCOL_ERROR,
@@ -145,33 +143,36 @@ class Generation:
     async def _open(self, lease: Lease) -> None:
         """One attempt: open the answer on the lease's node and read its first lines within the
         first-token timeout (a node that accepts connections but never answers fails over like
-        a dead one). A failure ends the attempt here."""
+        a dead one), then hand the reads to the reader's watchdog: the between-token timeout
+        and what is left of the request timeout. A failure ends the attempt here."""
         d, ctx, node = self._d, self._ctx, lease.node
+        upstream = d.upstream
         self._lease, self._reader, self._first, self._failure = lease, None, None, None
         d.in_use[lease.model or self._model] += 1  # given back in `_end`
         self.done, self._first_at = None, 0.0
         ctx.ttft_s = None  # the first token of the answer the client gets counts
         self._started_at = d.clock()
+        opened = asyncio.get_running_loop().time()
+        first_by = opened + d.first_token_timeout_s
+        total_by = opened + upstream.request_timeout_s  # aiohttp's `total` is not set (client)
         try:
             try:
-                async with asyncio.timeout(d.first_token_timeout_s):
+                async with asyncio.timeout_at(min(first_by, total_by)):
                     ctx.served_model = lease.model or self._model
                     payload = payload_for(self._payload, ctx.served_model)
-                    resp = await d.upstream.open(node, self._path, payload, ctx.request_id)
-                    self._reader = LineReader(resp, node)
-                    self._wait_s = None  # the first read waits under the first-token timeout
+                    resp = await upstream.open_stream(node, self._path, payload, ctx.request_id)
+                    self._reader = reader = LineReader(resp, node)
                     first = await self.__anext__()
             except TimeoutError as exc:
-                raise UpstreamError(
-                    Outcome.TIMEOUT,
-                    f"node {node.name} sent no token within {d.first_token_timeout_s:g} s",
-                ) from exc
+                raise _timed_out(node.name, d.first_token_timeout_s, first_by <= total_by) from exc
         except BaseException as exc:
             if isinstance(exc, UpstreamError):
                 self._failure = exc
             self._end(exc)
             raise
-        self._first, self._wait_s = first, d.token_gap_timeout_s
+        self._first = first
+        if self.done is None:
+            reader.watch(d.token_gap_timeout_s, total_by)
 
     def _finished(self, done: dict[str, Any]) -> None:
         self.done, self._ended_at = done, self._d.clock()
@@ -208,6 +209,14 @@ class Generation:
                 d.record_cancel(node)
         finally:
             lease.release()
+
+
+def _timed_out(node: str, first_token_timeout_s: float, first_token: bool) -> UpstreamError:
+    if first_token:
+        return UpstreamError(
+            Outcome.TIMEOUT, f"node {node} sent no token within {first_token_timeout_s:g} s"
+        )
+    return UpstreamError(Outcome.TIMEOUT, f"node {node} timed out")  # the request timeout
 
 
 async def fetch(

@@ -31,7 +31,7 @@ DONE = b'{"done":true,"eval_count":1}'
     ],
     ids=["tokens", "stops-at-done", "invalid-json", "not-an-object", "error-line", "empty"],
 )
-def test_parse_lines(
+async def test_parse_lines(
     raws: list[bytes], good: int, outcome: Outcome | None, message: str | None
 ) -> None:
     reader = LineReader(cast(Any, None), NodeState(NodeConfig("n", "http://127.0.0.1:1")))
@@ -61,6 +61,8 @@ class _Response:
         if end:
             self.content.feed_eof()
 
+    def close(self) -> None: ...
+
 
 def _reader(resp: _Response) -> LineReader:
     return LineReader(cast(Any, resp), NodeState(NodeConfig("n", "http://127.0.0.1:1")))
@@ -73,34 +75,82 @@ def _reader(resp: _Response) -> LineReader:
         ([TOKEN + b"\n" + DONE + b"\n"], [[TOKEN, DONE]]),
         ([b"\n", b" \r\n", TOKEN + b"\n"], [[TOKEN]]),
         ([TOKEN + b"\n\n" + DONE + b"\n"], [[TOKEN, DONE]]),
-        ([TOKEN + b"\n" + DONE[:4]], [[TOKEN]]),  # a last line without its newline is not one
+        ([TOKEN + b"\n" + DONE[:4]], [[TOKEN], [DONE[:4]]]),  # judged by parse_lines
+        ([DONE], [[DONE]]),  # `stream: false`: one object, no newline
+        ([TOKEN + b"\n \r"], [[TOKEN]]),  # a blank end is no line
     ],
-    ids=["one-line", "two-lines", "blank-lines", "blank-between", "partial-end"],
+    ids=[
+        "one-line",
+        "two-lines",
+        "blank-lines",
+        "blank-between",
+        "partial-end",
+        "one-object",
+        "blank-end",
+    ],
 )
 async def test_lines(chunks: list[bytes], reads: list[list[bytes]]) -> None:
     reader = _reader(_Response(chunks))
     for expected in reads:
-        assert await reader.lines(1.0) == expected
-    assert await reader.lines(1.0) == []  # the end of the body
+        assert await reader.lines() == expected
+    assert await reader.lines() == []  # the end of the body
 
 
 async def test_a_line_split_across_reads_waits_for_its_end() -> None:
     resp = _Response([TOKEN[:5]], end=False)
     reader = _reader(resp)
-    read = asyncio.create_task(reader.lines(5.0))
+    read = asyncio.create_task(reader.lines())
     await asyncio.sleep(0.01)
     assert not read.done()  # half a line is not a line
     resp.content.feed_data(TOKEN[5:] + b"\n" + DONE[:3])
     assert await asyncio.wait_for(read, 5.0) == [TOKEN]
     resp.content.feed_data(DONE[3:] + b"\n")
     resp.content.feed_eof()
-    assert await reader.lines(5.0) == [DONE]
+    assert await reader.lines() == [DONE]
+
+
+def _far() -> float:
+    return asyncio.get_running_loop().time() + 60.0
 
 
 async def test_a_silent_node_times_out() -> None:
     reader = _reader(_Response([], end=False))
+    reader.watch(0.01, _far())
     with pytest.raises(UpstreamError) as info:
-        await reader.lines(0.01)
+        await asyncio.wait_for(reader.lines(), 5.0)
+    assert (info.value.outcome, info.value.message) == (Outcome.TIMEOUT, "node n timed out")
+
+
+async def test_a_node_that_keeps_sending_does_not_time_out() -> None:
+    resp = _Response([], end=False)
+    reader = _reader(resp)
+    reader.watch(0.05, _far())
+    for _ in range(6):  # 6 reads of 0.02 s each: longer than the gap in all, never in one
+        read = asyncio.create_task(reader.lines())
+        await asyncio.sleep(0.02)
+        resp.content.feed_data(TOKEN + b"\n")
+        assert await asyncio.wait_for(read, 5.0) == [TOKEN]
+    reader.close()
+
+
+async def test_time_without_a_read_waiting_is_not_the_nodes() -> None:
+    """A relay blocked writing to a slow client reads nothing, and the node is not to blame."""
+    resp = _Response([TOKEN + b"\n"], end=False)
+    reader = _reader(resp)
+    reader.watch(0.01, _far())
+    await asyncio.sleep(0.05)  # nobody reads: the watchdog fires and finds no read waiting
+    assert await asyncio.wait_for(reader.lines(), 5.0) == [TOKEN]
+    reader.close()
+
+
+async def test_the_request_timeout_ends_even_a_steady_answer() -> None:
+    resp = _Response([], end=False)
+    reader = _reader(resp)
+    reader.watch(1.0, asyncio.get_running_loop().time() + 0.03)
+    await asyncio.sleep(0.05)
+    resp.content.feed_data(TOKEN + b"\n")  # data waits in the buffer: the deadline passed
+    with pytest.raises(UpstreamError) as info:
+        await asyncio.wait_for(reader.lines(), 5.0)
     assert info.value.outcome is Outcome.TIMEOUT
 
 

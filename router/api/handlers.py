@@ -226,7 +226,7 @@ async def _relay(
                 encoder.feed_all(lines, out)
                 if out and generation.done is None:  # the last lines go out with the end
                     await response.write(b"".join(out))
-                    out = []
+                    out.clear()
         done = generation.done
         assert done is not None  # the iteration ends at the done line, or raises
         tail, usage = encoder.finish(done)

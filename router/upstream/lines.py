@@ -149,6 +149,13 @@ class LineReader:
         """`raws` parsed, up to and including a done line (what follows it is not read). A bad
         line ends the list and comes back as the error: the lines before it still count.
         One call per read rather than per line: a 64-token burst is 64 lines (issue 5)."""
+        if len(raws) == 1:  # the usual read, one token: no batch, no loop (issue #16)
+            try:
+                line = orjson.loads(raws[0])
+            except orjson.JSONDecodeError:
+                return [], _invalid_json(self.node)
+            if type(line) is dict and not line.get("error"):
+                return [line], None
         out: list[dict[str, Any]] = []
         if len(raws) > 1:
             # One parse for the whole read; a bad line anywhere (even after the done line, which

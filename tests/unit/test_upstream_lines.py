@@ -28,8 +28,21 @@ DONE = b'{"done":true,"eval_count":1}'
         ([b"[1]"], 0, Outcome.PROTOCOL_ERROR, "node n sent a non-object line"),
         ([TOKEN, b'{"error":"boom"}'], 1, Outcome.STREAM_ERROR, "node n failed: boom"),
         ([], 0, None, None),
+        ([TOKEN], 1, None, None),
+        ([b"{nope"], 0, Outcome.PROTOCOL_ERROR, "node n sent invalid JSON"),
+        ([b'{"error":"boom"}'], 0, Outcome.STREAM_ERROR, "node n failed: boom"),
     ],
-    ids=["tokens", "stops-at-done", "invalid-json", "not-an-object", "error-line", "empty"],
+    ids=[
+        "tokens",
+        "stops-at-done",
+        "invalid-json",
+        "not-an-object",
+        "error-line",
+        "empty",
+        "one-token",
+        "one-invalid",
+        "one-error",
+    ],
 )
 async def test_parse_lines(
     raws: list[bytes], good: int, outcome: Outcome | None, message: str | None

@@ -23,6 +23,10 @@ consumer's to show: the streamed handler sends one SSE error event and closes (b
 nothing is replayed); `fetch` (a gathered answer, nothing sent yet) reads the whole generation
 inside the failover, so a failure anywhere before the end tries another node.
 
+The first line is awaited under `asyncio.timeout` (once per attempt); the reads after it are
+timed by the reader's one lazy watchdog (`LineReader.watch`: the between-token gap and the rest
+of `request_timeout_s`), so no timer is armed per token (issue #16).
+
 Timing is written here too, once: `ctx.ttft_s` (request start → the first line that carries
 output), `ctx.tpot_s` (streams only: the mean gap between tokens, from the done line's count)
 and `ctx.upstream_s` (time spent on generations: from opening each attempt to its end, summed).

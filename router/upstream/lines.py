@@ -2,7 +2,8 @@
 
 Ollama streams one JSON object per line (api-reference.md 1.5/1.6); a failure mid-stream is a
 line with an `error` key and no done line (pitfall 3). This module knows those shapes and
-aiohttp's body buffer, nothing about leases, retries or clients (see `generation`).
+aiohttp's body buffer (how to read it, and how to fail a read that waits too long), nothing
+about leases, retries or clients (see `generation`).
 """
 
 from __future__ import annotations

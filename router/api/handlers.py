@@ -222,11 +222,7 @@ async def _relay(
             start = encoder.start()  # e.g. chat's role chunk, response.created, message_start
             if start:
                 out.append(start)
-            async for lines in generation:
-                encoder.feed_all(lines, out)
-                if out and generation.done is None:  # the last lines go out with the end
-                    await response.write(b"".join(out))
-                    out.clear()
+            await asyncio.create_task(_pump(generation, encoder, response, out))
         done = generation.done
         assert done is not None  # the iteration ends at the done line, or raises
         tail, usage = encoder.finish(done)
@@ -244,6 +240,20 @@ async def _relay(
     except ConnectionResetError:  # the client left and a write noticed first
         _client_left(ctx)
     return response
+
+
+async def _pump(
+    generation: Generation, encoder: StreamEncoder, response: web.StreamResponse, out: list[bytes]
+) -> None:
+    """The per-token loop, in a task of its own: each token resumes this task's few frames, not
+    the handler's whole chain (aiohttp's, the middleware's: 7 more, ~1 µs a token, issue #16).
+    The handler awaits it, so cancelling the handler cancels it first, and its errors are the
+    handler's; `out` keeps what arrived and was not sent yet."""
+    async for lines in generation:
+        encoder.feed_all(lines, out)
+        if out and generation.done is None:  # the last lines go out with the end
+            await response.write(b"".join(out))
+            out.clear()
 
 
 def _client_left(ctx: RequestContext) -> None:

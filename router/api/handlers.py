@@ -3,8 +3,9 @@
 Streams commit at `response.prepare()`: before it, any failure is an HTTP error (and failed
 over inside dispatch); after it, a failure is one SSE error event and the stream closes.
 Streamed and gathered answers both read a `upstream.generation.Generation`. `_route_model`,
-`_relay` (the one SSE loop, for every streamed API: it takes the API's encoder) and `_json`
-are shared with the handlers of the other APIs (`responses`, `messages`).
+`_relay` (the one SSE loop, for every streamed API: it takes the API's encoder; its per-token
+part, `_pump`, runs in a task of its own) and `_json` are shared with the handlers of the other
+APIs (`responses`, `messages`).
 """
 
 from __future__ import annotations

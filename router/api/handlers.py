@@ -246,8 +246,9 @@ async def _relay(
 async def _pump(
     generation: Generation, encoder: StreamEncoder, response: web.StreamResponse, out: list[bytes]
 ) -> None:
-    """The per-token loop, in a task of its own: each token resumes this task's few frames, not
-    the handler's whole chain (aiohttp's, the middleware's: 7 more, ~1 µs a token, issue #16).
+    """The per-token loop, in a task of its own: each token resumes this task's 5 frames, not
+    the handler's 12 (aiohttp's, the middleware's), issue #16: S6's CPU per token went from
+    1.28x to 1.17x the bare relay's (median of 6 paired runs each).
     The handler awaits it, so cancelling the handler cancels it first, and its errors are the
     handler's; `out` keeps what arrived and was not sent yet."""
     async for lines in generation:

@@ -141,6 +141,7 @@ class Generation:
             self._ctx.ttft_s = now - self._ctx.start
         last = lines[-1]
         if last.get("done"):
+            reader.unwatch()  # the answer is whole: no read left to time
             self._finished(last)
         return lines
 

@@ -141,7 +141,8 @@ class LineReader:
             return
         self._arm(min((waiting or now) + self._gap_s, self._deadline))
 
-    def _unwatch(self) -> None:
+    def unwatch(self) -> None:
+        """Stop timing the reads (the answer is whole, or being closed)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -203,5 +204,5 @@ class LineReader:
 
     def close(self) -> None:
         """Before the end: close the connection, so the node stops generating."""
-        self._unwatch()
+        self.unwatch()
         self._resp.close()

@@ -146,6 +146,18 @@ async def test_a_node_that_keeps_sending_does_not_time_out() -> None:
     reader.close()
 
 
+async def test_once_unwatched_a_read_waits_as_long_as_it_takes() -> None:
+    resp = _Response([], end=False)
+    reader = _reader(resp)
+    reader.watch(0.01, _far())
+    reader.unwatch()  # the done line arrived: nothing left to time
+    read = asyncio.create_task(reader.lines())
+    await asyncio.sleep(0.05)
+    assert not read.done()
+    resp.content.feed_data(TOKEN + b"\n")
+    assert await asyncio.wait_for(read, 5.0) == [TOKEN]
+
+
 async def test_time_without_a_read_waiting_is_not_the_nodes() -> None:
     """A relay blocked writing to a slow client reads nothing, and the node is not to blame."""
     resp = _Response([TOKEN + b"\n"], end=False)

@@ -65,19 +65,40 @@ def _status_error(status: int, body: bytes, node: NodeState) -> UpstreamError:
 class Upstream:
     def __init__(self, session: aiohttp.ClientSession, routing: RoutingConfig) -> None:
         self._session = session
+        self.request_timeout_s = routing.request_timeout_s
         self._timeout = aiohttp.ClientTimeout(
             total=routing.request_timeout_s, sock_connect=routing.connect_timeout_s
         )
+        # A generation bounds its own time (`LineReader.watch`): aiohttp's `total` would enter
+        # its timer again on every read of the body, a cost per token (issue #16).
+        self._stream_timeout = aiohttp.ClientTimeout(sock_connect=routing.connect_timeout_s)
         self._probe_timeout = aiohttp.ClientTimeout()
+
+    async def open_stream(
+        self, node: NodeState, path: str, payload: bytes, request_id: str
+    ) -> aiohttp.ClientResponse:
+        """`open` with no overall time limit: the caller bounds the request and its reads
+        (`upstream.generation`). The caller closes the response."""
+        return await self._open(node, path, payload, request_id, self._stream_timeout)
 
     async def open(
         self, node: NodeState, path: str, payload: bytes, request_id: str
     ) -> aiohttp.ClientResponse:
         """POST a generation; a 200 response (body unread) or UpstreamError. Caller closes it."""
+        return await self._open(node, path, payload, request_id, self._timeout)
+
+    async def _open(
+        self,
+        node: NodeState,
+        path: str,
+        payload: bytes,
+        request_id: str,
+        limits: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
         headers = {**_JSON_HEADERS, "X-Request-ID": request_id}
         try:
             resp = await self._session.post(
-                _url(node.config.url, path), data=payload, headers=headers, timeout=self._timeout
+                _url(node.config.url, path), data=payload, headers=headers, timeout=limits
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise from_exception(exc, node) from exc

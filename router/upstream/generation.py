@@ -23,6 +23,10 @@ consumer's to show: the streamed handler sends one SSE error event and closes (b
 nothing is replayed); `fetch` (a gathered answer, nothing sent yet) reads the whole generation
 inside the failover, so a failure anywhere before the end tries another node.
 
+The first line is awaited under `asyncio.timeout` (once per attempt); the reads after it are
+timed by the reader's one lazy watchdog (`LineReader.watch`: the between-token gap and the rest
+of `request_timeout_s`), so no timer is armed per token (issue #16).
+
 Timing is written here too, once: `ctx.ttft_s` (request start → the first line that carries
 output), `ctx.tpot_s` (streams only: the mean gap between tokens, from the done line's count)
 and `ctx.upstream_s` (time spent on generations: from opening each attempt to its end, summed).
@@ -63,7 +67,6 @@ class Generation:
         "_payload",
         "_reader",
         "_started_at",
-        "_wait_s",
         "_whole",
         "done",
     )
@@ -86,7 +89,6 @@ class Generation:
         at the end: no first-token timeout (the request timeout bounds it) and no TTFT."""
         self._d, self._ctx, self._model, self._whole = dispatcher, ctx, model, whole
         self._path, self._payload, self._lease = path, payload, lease
-        self._wait_s: float | None = None  # how long a read may wait: the between-token timeout
         self._reader: LineReader | None = None
         self._first: Lines | None = None
         self.done: dict[str, Any] | None = None  # the done line (usage, timings), once here
@@ -125,7 +127,7 @@ class Generation:
         reader = self._reader
         assert reader is not None, "iterated before entering"
         try:
-            raws = await reader.lines(self._wait_s)
+            raws = await reader.lines()
             if not raws:  # the body ended, and a stream without done:true failed (pitfall 3)
                 raise UpstreamError(
                     Outcome.PROTOCOL_ERROR,
@@ -144,39 +146,45 @@ class Generation:
             self._ctx.ttft_s = now - self._ctx.start
         last = lines[-1]
         if last.get("done"):
+            reader.unwatch()  # the answer is whole: no read left to time
             self._finished(last)
         return lines
 
     async def _open(self, lease: Lease) -> None:
         """One attempt: open the answer on the lease's node and read its first lines within the
         first-token timeout (a node that accepts connections but never answers fails over like
-        a dead one). A failure ends the attempt here."""
+        a dead one), then hand the reads to the reader's watchdog: the between-token timeout
+        and what is left of the request timeout. A failure ends the attempt here."""
         d, ctx, node = self._d, self._ctx, lease.node
+        upstream = d.upstream
         self._lease, self._reader, self._first, self._failure = lease, None, None, None
         d.in_use[lease.model or self._model] += 1  # given back in `_end`
         self.done, self._first_at = None, 0.0
         ctx.ttft_s = None  # the first token of the answer the client gets counts
         self._started_at = d.clock()
+        opened = asyncio.get_running_loop().time()
+        total_by = opened + upstream.request_timeout_s  # aiohttp's `total` is not set (client)
+        # A whole answer comes at its end: only the request timeout bounds it.
+        first_by = total_by if self._whole else opened + d.first_token_timeout_s
         try:
             try:
-                async with asyncio.timeout(None if self._whole else d.first_token_timeout_s):
+                async with asyncio.timeout_at(min(first_by, total_by)):
                     ctx.served_model = lease.model or self._model
                     payload = payload_for(self._payload, ctx.served_model)
-                    resp = await d.upstream.open(node, self._path, payload, ctx.request_id)
-                    self._reader = LineReader(resp, node)
-                    self._wait_s = None  # the first read waits under the first-token timeout
+                    resp = await upstream.open_stream(node, self._path, payload, ctx.request_id)
+                    self._reader = reader = LineReader(resp, node)
                     first = await self.__anext__()
             except TimeoutError as exc:
-                raise UpstreamError(
-                    Outcome.TIMEOUT,
-                    f"node {node.name} sent no token within {d.first_token_timeout_s:g} s",
-                ) from exc
+                first_token = first_by <= total_by and not self._whole
+                raise _timed_out(node.name, d.first_token_timeout_s, first_token) from exc
         except BaseException as exc:
             if isinstance(exc, UpstreamError):
                 self._failure = exc
             self._end(exc)
             raise
-        self._first, self._wait_s = first, d.token_gap_timeout_s
+        self._first = first
+        if self.done is None:
+            reader.watch(d.token_gap_timeout_s, total_by)
 
     def _finished(self, done: dict[str, Any]) -> None:
         self.done, self._ended_at = done, self._d.clock()
@@ -213,6 +221,14 @@ class Generation:
                 d.record_cancel(node)
         finally:
             lease.release()
+
+
+def _timed_out(node: str, first_token_timeout_s: float, first_token: bool) -> UpstreamError:
+    if first_token:
+        return UpstreamError(
+            Outcome.TIMEOUT, f"node {node} sent no token within {first_token_timeout_s:g} s"
+        )
+    return UpstreamError(Outcome.TIMEOUT, f"node {node} timed out")  # the request timeout
 
 
 async def fetch(

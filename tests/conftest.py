@@ -111,6 +111,24 @@ async def wait_until_async(
         await asyncio.sleep(0.02)
 
 
+async def serve_scripted(app: web.Application, **runner_kwargs: Any) -> web.AppRunner:
+    """A scripted node (an aiohttp app of the test's own) on 127.0.0.1, port 0: its runner
+    (`runner.addresses[0][1]` is the port; the test cleans it up)."""
+    runner = web.AppRunner(app, **runner_kwargs)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
+async def start_router(config: FleetConfig, *, seed: int = 1) -> tuple[web.AppRunner, str]:
+    """The router for `config` through production's runner on 127.0.0.1, port 0, in front of
+    scripted nodes: its runner (the test cleans it up; `runner.app[STATE]`) and base URL."""
+    runner = make_runner(create_app(config, rng=random.Random(seed)), shutdown_grace_s=1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
 @dataclass
 class Scrape:
     """One `/metrics` scrape, parsed by prometheus_client's own text parser."""

@@ -5,7 +5,6 @@ that does not end is closed, and never holds the answer back."""
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,11 +14,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from router.api.app import create_app, make_runner
 from router.api.auth import digest, new_key
 from router.config import ApiKeyConfig, FleetConfig, NodeConfig
 from router.upstream.lines import END_WAIT_S
-from tests.conftest import wait_until
+from tests.conftest import serve_scripted, start_router, wait_until
 
 LINES = [
     {"model": "llama3", "message": {"role": "assistant", "content": "Hi"}, "done": False},
@@ -69,10 +67,7 @@ async def _node(peers: list[object], cut: list[object], end_after_s: float) -> w
     app.router.add_post("/api/generate", generate)
     app.router.add_get("/api/tags", tags)
     app.router.add_get("/api/ps", ps)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner
+    return await serve_scripted(app, handler_cancellation=True)
 
 
 Slow = tuple[str, str, list[object], list[object]]
@@ -88,11 +83,9 @@ async def slow_end(request: pytest.FixtureRequest) -> AsyncIterator[Slow]:
         nodes=(NodeConfig("n", f"http://127.0.0.1:{node.addresses[0][1]}"),),
         api_keys=(ApiKeyConfig("t", digest(key)),),
     )
-    runner = make_runner(create_app(config, rng=random.Random(1)), shutdown_grace_s=1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    runner, url = await start_router(config)
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}", key, peers, cut
+        yield url, key, peers, cut
     finally:
         await runner.cleanup()
         await node.cleanup()

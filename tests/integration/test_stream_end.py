@@ -6,7 +6,6 @@ attempt counts once, as the node's fault."""
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,12 +15,11 @@ import orjson
 import pytest
 from aiohttp import web
 
-from router.api.app import create_app, make_runner
 from router.api.auth import digest, new_key
 from router.api.state import STATE, RouterState
 from router.config import ApiKeyConfig, FleetConfig, NodeConfig
 from router.emulator import EmulatedNode, EmulatorConfig
-from tests.conftest import wait_until
+from tests.conftest import serve_scripted, start_router, wait_until
 
 TOKENS = [
     {"model": "llama3:latest", "message": {"role": "assistant", "content": word}, "done": False}
@@ -52,10 +50,7 @@ async def _cut_node() -> web.AppRunner:
     app.router.add_post("/api/chat", chat)
     app.router.add_get("/api/tags", tags)
     app.router.add_get("/api/ps", ps)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner
+    return await serve_scripted(app)
 
 
 class Fleet:
@@ -77,13 +72,10 @@ async def fleet(request: pytest.FixtureRequest) -> AsyncIterator[Fleet]:
         nodes.append(NodeConfig("good", good.url))
     key = new_key()
     config = FleetConfig(nodes=tuple(nodes), api_keys=(ApiKeyConfig("t", digest(key)),))
-    app = create_app(config, rng=random.Random(3))
-    runner = make_runner(app, shutdown_grace_s=1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    state = app[STATE]
+    runner, url = await start_router(config, seed=3)
+    state = runner.app[STATE]
     try:
-        yield Fleet(f"http://127.0.0.1:{runner.addresses[0][1]}", key, state)
+        yield Fleet(url, key, state)
         # Every slot comes back, on the router's side and the good node's.
         await wait_until(lambda: not any(n.in_flight for n in state.fleet.nodes.values()))
         await wait_until(lambda: good.stats.in_flight == 0)

@@ -7,7 +7,6 @@ within the gap is never cut, however long it takes in all. And a done line witho
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -16,11 +15,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from router.api.app import create_app, make_runner
 from router.api.auth import digest, new_key
 from router.api.state import STATE, RouterState
 from router.config import ApiKeyConfig, FleetConfig, NodeConfig, RoutingConfig
-from tests.conftest import wait_until
+from tests.conftest import serve_scripted, start_router, wait_until
 
 MODEL = "llama3:latest"
 TAGS = {"models": [{"name": MODEL, "modified_at": "2025-01-01T00:00:00Z"}]}
@@ -68,10 +66,7 @@ async def _node(script: Script) -> web.AppRunner:
     app.router.add_post("/api/chat", chat)
     app.router.add_get("/api/tags", tags)
     app.router.add_get("/api/ps", ps)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner
+    return await serve_scripted(app, handler_cancellation=True)
 
 
 @dataclass
@@ -92,13 +87,9 @@ async def router() -> AsyncIterator[Router]:
         api_keys=(ApiKeyConfig("t", digest(key)),),
         routing=RoutingConfig(token_gap_timeout_s=GAP_S, request_timeout_s=1.5),
     )
-    app = create_app(config, rng=random.Random(3))
-    runner = make_runner(app, shutdown_grace_s=1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    state = app[STATE]
+    runner, url = await start_router(config, seed=3)
+    state = runner.app[STATE]
     try:
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
         yield Router(url, {"Authorization": f"Bearer {key}"}, state, script)
         await wait_until(lambda: not any(n.in_flight for n in state.fleet.nodes.values()))
     finally:

@@ -30,7 +30,9 @@ async def test_fleet_changes_under_load_drop_no_request(
     await temp.chat.completions.create(model=MODEL, messages=HELLO)
 
     stop, load = asyncio.Event(), Load()
-    traffic = asyncio.create_task(run_load(router, stop, load))
+    # One client per slot of a, b and c: at lighter load cost-aware routing may leave a node
+    # idle (a light load goes to the nodes it scores best), and b must be busy when removed.
+    traffic = asyncio.create_task(run_load(router, stop, load, clients=12))
     async with asyncio.timeout(15):
         await wait_until(lambda: chats(router.nodes["a"]) > 2 and chats(router.nodes["b"]) > 2)
 

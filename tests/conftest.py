@@ -111,6 +111,23 @@ async def wait_until_async(
         await asyncio.sleep(0.02)
 
 
+def policy_key(name: str, **policy: Any) -> tuple[str, ApiKeyConfig]:
+    """A new key and its fleet-file entry named `name` with `policy` (rpm, models, ...)."""
+    key = new_key()
+    return key, ApiKeyConfig(name, digest(key), **policy)
+
+
+class Clock:
+    """A limiter's clock (seconds), moved by the test: a minute passes without a minute's
+    sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def serve_scripted(app: web.Application, **runner_kwargs: Any) -> web.AppRunner:
     """A scripted node (an aiohttp app of the test's own) on 127.0.0.1, port 0: its runner
     (`runner.addresses[0][1]` is the port; the test cleans it up)."""

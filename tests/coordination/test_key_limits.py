@@ -19,32 +19,15 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from router.api.auth import digest, new_key
-from router.config import ApiKeyConfig
 from router.emulator import EmulatorConfig
 from router.keys.redis_limiter import RedisLimiter
-from tests.conftest import Router, wait_until_async
+from tests.conftest import Clock, Router, policy_key, wait_until_async
 from tests.coordination.conftest import RedisServer, ReplicaFactory
 
 pytestmark = pytest.mark.timeout(30)
 MODEL = "ollama/llama3"
 HELLO = [{"role": "user", "content": "hi"}]
 FAST = EmulatorConfig(models=("llama3", "phi3"), default_tokens=5)
-
-
-def policy_key(name: str, **policy: Any) -> tuple[str, ApiKeyConfig]:
-    key = new_key()
-    return key, ApiKeyConfig(name, digest(key), **policy)
-
-
-class Clock:
-    """The limiters' clock (seconds), moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def shared_clock(routers: list[Router]) -> Clock:

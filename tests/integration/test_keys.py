@@ -15,11 +15,9 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from router.api.auth import digest, new_key
-from router.config import ApiKeyConfig
 from router.emulator import EmulatorConfig
 from router.keys.limiter import LocalLimiter
-from tests.conftest import Router, RouterFactory
+from tests.conftest import Clock, Router, RouterFactory, policy_key
 
 pytestmark = pytest.mark.timeout(20)
 MODEL = "ollama/llama3"
@@ -28,21 +26,6 @@ TWO_NODES = {
     "node-a": EmulatorConfig(models=("llama3", "mistral"), default_tokens=5),
     "node-b": EmulatorConfig(models=("llama3", "phi3"), default_tokens=5),
 }
-
-
-def policy_key(name: str, **policy: Any) -> tuple[str, ApiKeyConfig]:
-    key = new_key()
-    return key, ApiKeyConfig(name, digest(key), **policy)
-
-
-class Clock:
-    """The limiter's clock, moved by the test: a minute passes without a minute's sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def fake_clock(router: Router) -> Clock:

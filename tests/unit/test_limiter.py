@@ -10,16 +10,9 @@ import pytest
 from router.config import ApiKeyConfig
 from router.keys.limiter import Decision, LocalLimiter, go_duration, rate_headers
 from router.keys.policy import may_use, visible
+from tests.conftest import Clock
 
 pytestmark = pytest.mark.timeout(5)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def key(**policy: Any) -> ApiKeyConfig:

@@ -20,14 +20,9 @@ WHOLE = RoutingConfig(gather="whole")
 PACED = EmulatorConfig(models=("llama3",), tokens_per_second=100, ttft_ms=150, default_tokens=10)
 
 
-def _streamed(router: Router, path: str = "/api/chat") -> list[object]:
-    """What each request to `path` asked of the node for `stream`, in order."""
-    return [
-        body.get("stream")
-        for node in router.nodes.values()
-        for body in node.stats.bodies
-        if ("messages" in body) == (path == "/api/chat")
-    ]
+def _streamed(router: Router) -> list[object]:
+    """What each generation the nodes saw asked for `stream`, in order."""
+    return [body.get("stream") for n in router.nodes.values() for body in n.stats.bodies]
 
 
 async def test_chat_answer_is_the_nodes_json_answer(make_router: RouterFactory) -> None:
@@ -63,8 +58,7 @@ async def test_every_api_answers_whole_and_streams_still_stream(
         )
     assert message.content and message.usage.output_tokens > 0
     assert await stream(client)  # a streamed request still streams from the node
-    asked = [body.get("stream") for n in router.nodes.values() for body in n.stats.bodies]
-    assert asked == [False, False, False, True]
+    assert _streamed(router) == [False, False, False, True]
 
 
 async def test_a_node_killed_mid_answer_costs_no_request(make_router: RouterFactory) -> None:

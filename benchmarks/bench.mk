@@ -22,11 +22,13 @@ bench: $(BENCH_STAMP)
 ## bench-relay: issue 16's targets only: S1 (per request; also the router with
 ## routing.gather: whole) and S6 (per token) against the bare relay, direct, floor and router
 ## x 3 (~7 min); tables in benchmarks/out/<run>/tables.md, one run directory each; then what
-## each per-request piece costs (python -m benchmarks.costs)
+## each per-request piece costs (python -m benchmarks.costs) and where S1's CPU goes at c=64,
+## stage by stage against the relay (python -m benchmarks.ladder, ~3 min)
 bench-relay: $(BENCH_STAMP)
 	$(PY) -m benchmarks run --scenario S1 --repeats 3 --targets direct,floor,router,router-whole
 	$(PY) -m benchmarks run --scenario S6 --repeats 3 --targets direct,floor,router
 	$(PY) -m benchmarks.costs
+	$(PY) -m benchmarks.ladder --repeats 3
 
 ## bench-replicas: python -m benchmarks.replicas (1, 2, 4 replicas; with Redis: a 3x slower
 ## node's share, p99 against round_robin, failed requests); ~1 min; benchmarks/out/replicas.md

@@ -1,6 +1,8 @@
 """Prometheus metric families on an injected registry (a fresh one per app, so tests never collide).
 
-Request metrics are observed once per request from its context. Node gauges are read from the
+Request metrics are observed once per request from its context, on counters and histograms
+without prometheus-client's per-update lock (`tally`: the loop's thread is the only one that
+updates or reads them). Node gauges are read from the
 fleet at scrape time by a collector, so the request path never touches them. Every label is
 bounded: models the fleet knows (else "unknown"), node names and key names from the fleet file.
 docs/metrics.md lists every family and the OpenTelemetry / vLLM name each one matches.
@@ -14,10 +16,8 @@ from typing import Any, Literal
 
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
 )
@@ -28,6 +28,7 @@ from router.context import RequestContext
 from router.fleet.registry import Fleet
 from router.modelnames import public_id
 from router.obs.rates import RateWindow
+from router.obs.tally import Counter, Histogram
 
 # LLM calls run from tens of milliseconds (a cached short reply) to minutes (long generations).
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,

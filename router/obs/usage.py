@@ -12,7 +12,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
+
+from router.obs.tally import Counter, CounterChild
 
 
 @dataclass(slots=True)
@@ -40,10 +42,10 @@ class _Series:
 
     __slots__ = ("completion", "prompt", "requests", "totals")
 
-    def __init__(self, requests: Counter, totals: Totals) -> None:
+    def __init__(self, requests: CounterChild, totals: Totals) -> None:
         self.requests, self.totals = requests, totals
-        self.prompt: Counter | None = None
-        self.completion: Counter | None = None
+        self.prompt: CounterChild | None = None
+        self.completion: CounterChild | None = None
 
 
 class UsageBook:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import openai
 import pytest
 
@@ -164,7 +165,9 @@ async def test_all_nodes_down_then_back(router: Router, http) -> None:
 
 
 @pytest.mark.parametrize("drop", [False, True], ids=["error-line", "connection-dropped"])
-async def test_non_stream_answer_cut_mid_way_fails_over(router: Router, drop: bool) -> None:
+async def test_non_stream_answer_cut_mid_way_fails_over(
+    router: Router, http: aiohttp.ClientSession, drop: bool
+) -> None:
     client = router.client()
     expected = [await _chat(client, seed=i) for i in range(6)]  # both nodes well
     router.nodes["node-a"].faults.die_after_tokens = 2
@@ -173,7 +176,9 @@ async def test_non_stream_answer_cut_mid_way_fails_over(router: Router, drop: bo
     # The client has seen nothing when node-a breaks off: it gets node-b's whole answer.
     assert [await _chat(client, seed=i) for i in range(6)] == expected
     assert router.nodes["node-a"].stats.requests["/api/chat"] > before  # a really was tried
-    outcomes = router.state.metrics.upstream_outcomes()["node-a"]
-    failed = outcomes.get("connect_error" if drop else "stream_error", 0)
-    assert failed >= 1
-    assert router.state.metrics.failovers.labels("ollama/llama3")._value.get() == failed
+    metrics = await scrape(http, router.url)
+    failed = metrics.value(
+        UPSTREAM, node="node-a", outcome="connect_error" if drop else "stream_error"
+    )
+    assert failed is not None and failed >= 1
+    assert metrics.value("jarvis_failovers_total", model="ollama/llama3") == failed

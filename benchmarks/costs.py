@@ -32,8 +32,8 @@ from router.fleet.registry import Fleet, NodeState
 from router.obs.logs import REQUEST_LOGGER, RequestLog, configure_logging, request_fields
 from router.obs.metrics import Metrics
 from router.routing.affinity import session_key
-from router.upstream.dispatch import _Failover, _no_sleep
 from router.upstream.lines import LineReader, parse_line
+from router.upstream.retrying import Failover, no_sleep
 from router.wire.limits import check_body
 from router.wire.ollama import Gathered
 from router.wire.openai import parse_chat
@@ -129,8 +129,8 @@ def measure(scale: float = 1.0) -> list[tuple[str, str, float]]:
     metrics = Metrics(CollectorRegistry(), fleet)
     ctx = _finished_ctx(KeyRing([ApiKeyConfig("bench", digest(key))]))
     ctx.key = ring.authenticate(header, None)
-    failover = _Failover(stop=lambda s: s.attempt_number >= 3, reraise=True,
-                         retry=lambda s: False, sleep=_no_sleep)  # fmt: skip
+    failover = Failover(stop=lambda s: s.attempt_number >= 3, reraise=True,
+                         retry=lambda s: False, sleep=no_sleep)  # fmt: skip
     streamed, whole = _lines()
     reader = asyncio.run(_line_reader())  # a reader takes its loop (only `parse_lines` is timed)
     node = reader.node

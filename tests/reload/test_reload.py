@@ -137,3 +137,27 @@ async def test_the_watcher_reloads_a_changed_file(live_router: LiveFactory) -> N
     await asyncio.sleep(0.2)
     assert live.reloads("error") == 1
     await live.router.client(key=key).chat.completions.create(model=MODEL, messages=HELLO)
+
+
+async def test_a_reload_changes_how_the_next_answer_is_gathered(live_router: LiveFactory) -> None:
+    """`routing.gather` applies from the next request on: no restart, no dropped request."""
+    live = await live_router(("a",), poll_s=0.05)
+    node, client = live.router.nodes["a"], live.router.client()
+    asked: list[object] = []
+
+    async def ask() -> None:
+        answer = await client.chat.completions.create(model=MODEL, messages=HELLO)
+        assert answer.choices[0].message.content and answer.usage is not None
+        asked.append(node.stats.bodies[-1].get("stream"))
+
+    await ask()
+    for mode, reloads in (("whole", 1), ("stream", 2)):
+        live.fleet.data.setdefault("routing", {})["gather"] = mode
+        live.fleet.write()
+
+        def reloaded(n: int = reloads) -> bool:
+            return live.reloads("ok") == n
+
+        await wait_until(reloaded)
+        await ask()
+    assert asked == [True, False, True]

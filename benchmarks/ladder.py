@@ -54,7 +54,7 @@ def _stages() -> dict[str, Stage]:
     from router.api.handlers import _route_model, payloads
     from router.api.state import STATE
     from router.context import CTX
-    from router.fleet.registry import Lease
+    from router.fleet.registry import Lease, NodeState
     from router.routing.affinity import session_key
     from router.upstream.client import CHAT_PATH
     from router.upstream.generation import Generation, fetch
@@ -102,24 +102,25 @@ def _stages() -> dict[str, Stage]:
         await parsed(request)
         return answer()
 
-    async def post(request: web.Request) -> web.StreamResponse:
-        state, ctx = request.app[STATE], request[CTX]
-        model, payload = await parsed(request)
-        node = state.fleet.candidates(state.catalog.resolve(model).targets[0])[0]
-        resp = await state.dispatcher.upstream.open_stream(node, CHAT_PATH, payload, ctx.request_id)
+    async def read_whole(request: web.Request, node: NodeState, payload: bytes) -> None:
+        """The node's answer through the router's client session, read to its end."""
+        upstream, ctx = request.app[STATE].dispatcher.upstream, request[CTX]
+        resp = await upstream.open_stream(node, CHAT_PATH, payload, ctx.request_id)
         await resp.read()
         resp.release()
+
+    async def post(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE]
+        model, payload = await parsed(request)
+        node = state.fleet.candidates(state.catalog.resolve(model).targets[0])[0]
+        await read_whole(request, node, payload)
         return answer()
 
     async def slot(request: web.Request) -> web.StreamResponse:
-        state, ctx = request.app[STATE], request[CTX]
         model, payload = await parsed(request)
         lease = await _take(request, model)
         try:
-            upstream = state.dispatcher.upstream
-            resp = await upstream.open_stream(lease.node, CHAT_PATH, payload, ctx.request_id)
-            await resp.read()
-            resp.release()
+            await read_whole(request, lease.node, payload)
         finally:
             lease.release()
         return answer()

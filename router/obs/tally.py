@@ -16,6 +16,7 @@ import os
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -55,21 +56,32 @@ class HistogramChild:
         self.sum += amount
 
 
-class _Family(Collector):
+Child = TypeVar("Child", CounterChild, HistogramChild)
+
+
+class _Family(Collector, Generic[Child]):
     """Labelled children by label values, registered on `registry` as a collector."""
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
     ) -> None:
         self._name, self._doc, self._labelnames = name, documentation, list(labelnames)
+        self._children: dict[tuple[str, ...], Child] = {}
         registry.register(self)
 
-    def _check(self, values: tuple[str, ...]) -> None:
-        if len(values) != len(self._labelnames):
-            raise ValueError(f"{self._name}: expected {len(self._labelnames)} label values")
+    def labels(self, *values: str) -> Child:
+        child = self._children.get(values)
+        if child is None:
+            if len(values) != len(self._labelnames):
+                raise ValueError(f"{self._name}: expected {len(self._labelnames)} label values")
+            child = self._children[values] = self._new_child()
+        return child
+
+    def _new_child(self) -> Child:
+        raise NotImplementedError
 
 
-class Counter(_Family):
+class Counter(_Family[CounterChild]):
     def __init__(
         self,
         name: str,
@@ -78,15 +90,10 @@ class Counter(_Family):
         *,
         registry: CollectorRegistry,
     ) -> None:
-        self._children: dict[tuple[str, ...], CounterChild] = {}
         super().__init__(name, documentation, labelnames, registry)
 
-    def labels(self, *values: str) -> CounterChild:
-        child = self._children.get(values)
-        if child is None:
-            self._check(values)
-            child = self._children[values] = CounterChild()
-        return child
+    def _new_child(self) -> CounterChild:
+        return CounterChild()
 
     def describe(self) -> list[Metric]:
         return [CounterMetricFamily(self._name, self._doc, labels=self._labelnames)]
@@ -99,7 +106,7 @@ class Counter(_Family):
         yield family
 
 
-class Histogram(_Family):
+class Histogram(_Family[HistogramChild]):
     def __init__(
         self,
         name: str,
@@ -112,15 +119,10 @@ class Histogram(_Family):
         bounds = tuple(float(b) for b in buckets)
         self._bounds = bounds if bounds[-1] == float("inf") else (*bounds, float("inf"))
         self._les: list[str] = [floatToGoString(b) for b in self._bounds]  # type: ignore[no-untyped-call]
-        self._children: dict[tuple[str, ...], HistogramChild] = {}
         super().__init__(name, documentation, labelnames, registry)
 
-    def labels(self, *values: str) -> HistogramChild:
-        child = self._children.get(values)
-        if child is None:
-            self._check(values)
-            child = self._children[values] = HistogramChild(self._bounds)
-        return child
+    def _new_child(self) -> HistogramChild:
+        return HistogramChild(self._bounds)
 
     def describe(self) -> list[Metric]:
         return [HistogramMetricFamily(self._name, self._doc, labels=self._labelnames)]

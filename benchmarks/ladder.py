@@ -50,17 +50,14 @@ def _stages() -> dict[str, Stage]:
     """The staged handlers (imported in the server process only)."""
     import orjson
 
-    from router.api import edge
-    from router.api.handlers import _route_model, payloads
+    from router.api.handlers import chat_request, payloads
     from router.api.state import STATE
     from router.context import CTX
     from router.fleet.registry import Lease, NodeState
-    from router.routing.affinity import session_key
     from router.upstream.client import CHAT_PATH
     from router.upstream.generation import Generation, fetch
     from router.upstream.payloads import payload_for
     from router.wire.ollama import Gathered
-    from router.wire.openai import parse_chat
     from router.wire.to_ollama import chat_payload
 
     fixed = orjson.dumps(
@@ -84,15 +81,11 @@ def _stages() -> dict[str, Stage]:
         return web.Response(body=fixed, content_type="application/json")
 
     async def parsed(request: web.Request) -> tuple[str, bytes]:
-        """The chat handler's first half: the routed model and its payload (one target)."""
-        state, ctx = request.app[STATE], request[CTX]
-        ctx.api = "chat"
-        req = parse_chat(await edge.json_body(request))
-        model = await _route_model(state, ctx, req.model)
-        ctx.max_tokens = req.sampling.max_tokens
-        if state.config.routing.affinity:
-            ctx.session = session_key(session_id=None, user=req.user, messages=req.messages)
-        payload = payloads(state, model, lambda m, o: chat_payload(req, m, o, stream=True))
+        """The chat handler's first half, then the routed model's payload (one target)."""
+        req, model = await chat_request(request)
+        payload = payloads(
+            request.app[STATE], model, lambda m, o: chat_payload(req, m, o, stream=True)
+        )
         return model, payload_for(payload, model)
 
     async def middleware(request: web.Request) -> web.StreamResponse:

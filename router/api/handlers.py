@@ -118,7 +118,10 @@ def _json(body: bytes, ctx: RequestContext, state: RouterState) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": JSON, "Server-Timing": timing})
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
+async def chat_request(request: web.Request) -> tuple[ChatRequest, str]:
+    """The chat request parsed, the model to route on, and the request's context filled in
+    (tokens asked, affinity key): the first half of `chat_completions` (and of the stages of
+    `benchmarks.ladder`)."""
     state, ctx = request.app[STATE], request[CTX]
     ctx.api = "chat"
     req = parse_chat(await edge.json_body(request))
@@ -128,6 +131,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         ctx.session = session_key(
             session_id=request.headers.get(SESSION_HEADER), user=req.user, messages=req.messages
         )
+    return req, model
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    state, ctx = request.app[STATE], request[CTX]
+    req, model = await chat_request(request)
     id_, created = new_id("chatcmpl-"), int(time.time())
     if not req.plain:
         return await _choices(request, state, ctx, model, CHAT_PATH, req, id_, created)

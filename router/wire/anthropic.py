@@ -82,12 +82,12 @@ def _options(req: MessagesRequest, max_tokens: int | None) -> dict[str, Any]:
 
 
 def _payload(
-    req: MessagesRequest, model: str, max_tokens: int | None, can_think: bool
+    req: MessagesRequest, model: str, max_tokens: int | None, can_think: bool, stream: bool
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "model": model,
         "messages": list(req.messages),
-        "stream": True,  # a JSON answer is gathered from it unless `messages_payload` says not
+        "stream": stream,  # False: Ollama's one JSON answer (`routing.gather: whole`)
         "options": _options(req, max_tokens),
     }
     if req.tools:
@@ -109,9 +109,7 @@ def messages_payload(
 ) -> bytes:
     """The native `/api/chat` body. `can_think=False` (the model lacks Ollama's `thinking`
     capability) leaves `think` out: Ollama answers 400 when such a model is asked to think."""
-    payload = _payload(req, model, req.max_tokens, can_think)
-    payload["stream"] = stream  # False: Ollama's one JSON answer (`routing.gather: whole`)
-    return orjson.dumps(_with(payload, overrides))
+    return orjson.dumps(_with(_payload(req, model, req.max_tokens, can_think, stream), overrides))
 
 
 def count_tokens_payload(
@@ -123,7 +121,7 @@ def count_tokens_payload(
 ) -> bytes:
     """Ollama has no token-count endpoint: a one-token generation's `prompt_eval_count` is the
     count of the whole rendered prompt (tools and system included)."""
-    return orjson.dumps(_with(_payload(req, model, 1, can_think), overrides))
+    return orjson.dumps(_with(_payload(req, model, 1, can_think, True), overrides))
 
 
 def _with(payload: dict[str, Any], overrides: Overrides | None) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 Request metrics are observed once per request from its context, on counters and histograms
 without prometheus-client's per-update lock (`tally`: the loop's thread is the only one that
-updates or reads them). Node gauges are read from the
-fleet at scrape time by a collector, so the request path never touches them. Every label is
+updates or reads them). Node gauges are read from the fleet at scrape time by a collector, so
+the request path never touches them. Every label is
 bounded: models the fleet knows (else "unknown"), node names and key names from the fleet file.
 docs/metrics.md lists every family and the OpenTelemetry / vLLM name each one matches.
 (Just over 300 lines: every metric family lives here, in one module, as issue 12 asked.)

@@ -1,4 +1,4 @@
-"""Counters and histograms for the request path, without prometheus-client's per-update lock.
+"""The router's counters and histograms, without prometheus-client's per-update lock.
 
 prometheus-client guards every `inc` and `observe` with a `threading.Lock` and finds a
 histogram's bucket with a Python loop: about 0.5 µs a counter and 1.1-1.4 µs a histogram, ten
@@ -6,8 +6,8 @@ of them per request (issue #16). The router updates its metrics only on the even
 thread, and a scrape reads them on that thread too (`generate_latest` runs in the handler), so
 a plain number per child is enough; the bucket is a `bisect`. What a scrape shows is what
 prometheus-client's own `Counter` and `Histogram` show: the same family, samples (`_total`,
-`_bucket`, `_count`, `_sum`, `_created`), labels and bucket names. Only the request path's
-families use these; the rest stay prometheus-client's.
+`_bucket`, `_count`, `_sum`, `_created`), labels and bucket names. Every labelled counter and
+histogram of `metrics` and `usage` is one of these; the gauges stay prometheus-client's.
 """
 
 from __future__ import annotations
@@ -82,16 +82,6 @@ class _Family(Collector, Generic[Child]):
 
 
 class Counter(_Family[CounterChild]):
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        labelnames: Sequence[str],
-        *,
-        registry: CollectorRegistry,
-    ) -> None:
-        super().__init__(name, documentation, labelnames, registry)
-
     def _new_child(self) -> CounterChild:
         return CounterChild()
 

@@ -11,8 +11,8 @@ from benchmarks.stats import Measure, Spread, by_target, paired, spread
 
 BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
 ORDER = (
-    "direct", "direct-stream", "nginx", "floor", "router", "router-whole", "router-responses",
-    "router-messages", "litellm",
+    "direct", "direct-stream", "nginx", "floor", "router-before", "router", "router-whole",
+    "router-responses", "router-messages", "litellm",
 )  # fmt: skip
 
 
@@ -145,7 +145,7 @@ def _cpu_split(groups: dict[str, list[Measure]]) -> list[str]:
 
 def s4_table(scenario: dict[str, Any]) -> list[str]:
     rows = []
-    for name in ("router", "floor"):
+    for name in ("router-before", "router", "floor"):
         rs = [r for r in scenario["rows"] if r["target"] == name]
         if not rs:
             continue

@@ -207,6 +207,8 @@ def start_targets(
             t = tg.start_router(run.out, run.cores, [node_url], capacity=capacity)
         elif name == tg.ROUTER_WHOLE:
             t = tg.start_router(run.out, run.cores, [node_url], capacity=capacity, gather="whole")
+        elif name == tg.ROUTER_BEFORE:
+            t = tg.start_router(run.out, run.cores, [node_url], capacity=capacity, before=True)
         elif name == "nginx":
             t = tg.start_nginx(run.out, run.cores, node_url)
         else:

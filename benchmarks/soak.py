@@ -93,7 +93,7 @@ def run_s4(run: Run) -> dict[str, Any]:
     # 1,000 new streams a second; at 1 token/s a 20-token stream stays open ~19 s.
     ramp_s = max(0.5, min(5.0, streams / 1000))
     tokens = 20 if streams >= 1000 else 4
-    names = tuple(n for n in ("router", "floor") if n in run.targets)
+    names = tuple(n for n in ("router-before", "router", "floor") if n in run.targets)
     node = tg.NodeSpec(tokens, tokens_per_second=1.0, max_parallel=streams + 64)
     rows: list[dict[str, Any]] = []
     procs: list[Proc] = []

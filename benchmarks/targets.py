@@ -7,12 +7,17 @@ router-responses, router-messages
          the same router process asked through the Responses and the Messages API (S6);
 nginx    benchmarks/nginx.conf, a pure pass-through (native API), when nginx is installed;
 litellm  LiteLLM's proxy with an `ollama_chat/` model (OpenAI API), when `.venv-litellm` exists.
+router-before
+         the router of another checkout, named by `BENCH_BEFORE_TREE=<dir>` (say an older
+         commit's clone), in the same run as `router`: a before and after of the router alone,
+         with the node, the load generator and the harness the same for both.
 Every proxy runs alone on the proxy core; nodes and the load generator share the others.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -34,6 +39,8 @@ ALL_TARGETS = ("direct", "floor", "router", "nginx", "litellm")
 # The router with `routing.gather: whole` (non-streamed answers as Ollama's one JSON answer):
 # only when asked for (`--targets ...,router-whole`), as it differs from `router` only in S1.
 ROUTER_WHOLE = "router-whole"
+ROUTER_BEFORE = "router-before"
+BEFORE_TREE = "BENCH_BEFORE_TREE"
 NATIVE_PATH, OPENAI_PATH = "/api/chat", "/v1/chat/completions"
 PATHS = {
     "native": NATIVE_PATH,
@@ -81,6 +88,8 @@ def nginx_binary() -> str | None:
 
 def available(wanted: tuple[str, ...] = ALL_TARGETS) -> tuple[str, ...]:
     have = {"direct", "floor", "router", ROUTER_WHOLE}
+    if os.environ.get(BEFORE_TREE):
+        have.add(ROUTER_BEFORE)
     if nginx_binary() is not None:
         have.add("nginx")
     if litellm.executable() is not None:
@@ -134,7 +143,9 @@ def write_fleet(
         "api_keys": [{"name": "bench", "sha256": digest(key)}],
         "health": {"interval_s": health_interval_s, "timeout_s": min(2.0, health_interval_s)},
         # The default pool (4096 per node) would queue S4's 5,000 streams inside the router.
-        "routing": {"max_connections_per_node": 8192, "gather": gather},
+        # `gather` is written only when it is not the default, which an older router reads too.
+        "routing": {"max_connections_per_node": 8192}
+        | ({} if gather == "stream" else {"gather": gather}),
         "logging": {"level": "info", "format": "json", "access_log": True},
         "nodes": [
             {"name": f"node-{i}", "url": url, "max_concurrency": capacity}
@@ -146,12 +157,13 @@ def write_fleet(
 
 def start_router(
     run_dir: Path, cores: Cores, node_urls: list[str], *, capacity: int = 1024,
-    health_interval_s: float = 5.0, gather: str = "stream",
+    health_interval_s: float = 5.0, gather: str = "stream", before: bool = False,
 ) -> Target:  # fmt: skip
     """The router as shipped: auth, metrics, request log on; its stdout goes to router.log.
-    `gather="whole"`: the `router-whole` target (`routing.gather: whole`)."""
+    `gather="whole"`: the `router-whole` target (`routing.gather: whole`); `before`: the
+    `router-before` target, this router's code taken from `$BENCH_BEFORE_TREE`."""
     key, port = new_key(), free_port()
-    name = "router" if gather == "stream" else ROUTER_WHOLE
+    name = ROUTER_BEFORE if before else "router" if gather == "stream" else ROUTER_WHOLE
     fleet = run_dir / f"{name}-fleet.yaml"
     write_fleet(fleet, port, node_urls, key, capacity, health_interval_s, gather)
     argv = [
@@ -163,7 +175,11 @@ def start_router(
         "--config",
         str(fleet),
     ]
-    proc = Proc(name, argv, stdout=run_dir / f"{name}.log")
+    tree = os.environ[BEFORE_TREE] if before else None  # `python -m router` runs from its cwd
+    env = os.environ | {"PYTHONPATH": tree} if tree else None
+    proc = Proc(
+        name, argv, stdout=run_dir / f"{name}.log", env=env, cwd=Path(tree) if tree else None
+    )
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/readyz", proc, timeout_s=120)
     return Target(

@@ -6,16 +6,20 @@ LiteLLM is an optional peer of `make bench` only, so its test skips where it is 
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.request import Request, urlopen
 
 import pytest
 
+import router
 from benchmarks import checks, replicas_slow, report
 from benchmarks import targets as tg
 from benchmarks.fleet_scale import run_s5
-from benchmarks.procs import Cores
+from benchmarks.procs import Cores, Proc, running
 from benchmarks.replicas import redis_server
 from benchmarks.scenarios import LOAD_SCENARIOS, Run, run_load, run_sweep
 from benchmarks.soak import run_mem, run_s4
@@ -157,3 +161,27 @@ def _has_matplotlib() -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_router_before_runs_the_other_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`router-before` starts the router package of `$BENCH_BEFORE_TREE`, not this one: a copy
+    whose `Server` header differs answers with the copy's header, beside `router` in one run."""
+    tree = tmp_path / "before"
+    shutil.copytree(Path(router.__file__).parent, tree / "router")
+    stamp = tree / "router" / "api" / "stamp.py"
+    stamp.write_text(stamp.read_text().replace('"jarvis-router"', '"jarvis-router-before"'))
+    monkeypatch.setenv(tg.BEFORE_TREE, str(tree))
+    assert tg.ROUTER_BEFORE in tg.available((tg.ROUTER_BEFORE,))
+    cores, procs = Cores.plan(), list[Proc]()
+    with running(procs):
+        node, urls = tg.start_nodes(tmp_path, cores, tg.NodeSpec(8))
+        procs.append(node)
+        for before, server in ((True, "jarvis-router-before"), (False, "jarvis-router")):
+            t = tg.start_router(tmp_path, cores, urls, before=before)
+            assert t.proc is not None
+            procs.append(t.proc)
+            ask = Request(t.url, t.body(8, False).encode(), t.headers, method="POST")
+            with urlopen(ask, timeout=30) as answer:
+                assert answer.status == 200
+                assert answer.headers["Server"] == server
+                assert json.loads(answer.read())["usage"]["completion_tokens"] == 8

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from router.config import ApiKeyConfig
+
+if TYPE_CHECKING:
+    from router.keys.limiter import Decision
 
 
 @dataclass(slots=True)
@@ -38,6 +42,9 @@ class RequestContext:
     completion_tokens: int = 0
     client_disconnected: bool = False
     error: str | None = None
+    # The key's limits for this request (`api.policy`), when it has any: settled at the end,
+    # and its `x-ratelimit-*` headers go on the answer.
+    limits: Decision | None = None
 
 
 CTX = web.RequestKey("jarvis_ctx", RequestContext)

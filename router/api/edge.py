@@ -225,9 +225,10 @@ async def read_body(request: web.Request, server: ServerConfig) -> None:
         ) from None
     except HttpProcessingError:  # e.g. a broken chunked encoding
         raise BadRequest("The request body could not be read.", code="invalid_body") from None
-    parsed = check_body(body, max_depth=server.max_json_depth, max_messages=server.max_messages)
-    if parsed is not None:
-        request[PARSED_BODY] = parsed
+    # Set even when None: `json_body` then finds the key (an absent one costs a KeyError).
+    request[PARSED_BODY] = check_body(
+        body, max_depth=server.max_json_depth, max_messages=server.max_messages
+    )
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

@@ -261,7 +261,9 @@ async def _pump(
     handler's; `out` keeps what arrived and was not sent yet."""
     async for lines in generation:
         encoder.feed_all(lines, out)
-        if out and generation.done is None:  # the last lines go out with the end
+        if generation.done is not None:  # the last lines go out with the end; no read is left
+            break
+        if out:
             await response.write(b"".join(out))
             out.clear()
 

@@ -20,7 +20,6 @@ from router.errors import ModelNotFound, RateLimited, Unauthorized
 from router.keys.limiter import Decision, rate_headers
 from router.keys.policy import expired, expiry_text, may_use
 
-LIMITS = web.RequestKey("jarvis_limits", Decision)
 # A prompt's tokens before a node counts them: about 4 bytes a token for English text, taken
 # over the whole body (an over-estimate), settled to the node's count after the answer.
 BYTES_PER_TOKEN = 4
@@ -45,7 +44,7 @@ async def admit(request: web.Request, ctx: RequestContext, state: RouterState) -
         return
     est = -(-len(await request.read()) // BYTES_PER_TOKEN) if key.tpm is not None else 0
     decision = await state.limiter.acquire(key, est)
-    request[LIMITS] = decision  # its headers go on the answer, refused or not
+    ctx.limits = decision  # its headers go on the answer, refused or not
     if not decision.allowed:
         state.usage.rate_limited(key.name, decision.reason)
         raise RateLimited(_refusal(key, decision, est), retry_after_s=decision.retry_after_s)
@@ -72,7 +71,7 @@ def _refusal(key: ApiKeyConfig, decision: Decision, est: int) -> str:
 
 async def finish(request: web.Request, ctx: RequestContext, state: RouterState) -> None:
     """Once per request, after the answer: settle its tokens, free its slot, record usage."""
-    decision = request.get(LIMITS)
+    decision = ctx.limits
     if decision is not None and decision.allowed:
         try:
             await state.limiter.settle(decision, ctx.prompt_tokens + ctx.completion_tokens)
@@ -84,12 +83,11 @@ async def finish(request: web.Request, ctx: RequestContext, state: RouterState) 
         )
 
 
-def add_rate_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+def add_rate_headers(ctx: RequestContext, response: web.StreamResponse) -> None:
     """Where an answer is stamped (`router.api.stamp`): OpenAI's `x-ratelimit-*`
     headers on every answer of a limited key, streamed or not, errors included."""
-    decision = request.get(LIMITS) if isinstance(request, web.Request) else None
-    if decision is not None:
-        response.headers.update(rate_headers(decision))
+    if ctx.limits is not None:
+        response.headers.update(rate_headers(ctx.limits))
 
 
 def require_model(key: ApiKeyConfig | None, model: str, requested: str) -> None:

@@ -28,4 +28,4 @@ def stamp(request: web.Request, response: web.StreamResponse) -> None:
         headers["X-Request-ID"] = ctx.request_id
         if ctx.served_model is not None:
             headers[SERVED_MODEL_HEADER] = ctx.served_model
-    policy.add_rate_headers(request, response)
+        policy.add_rate_headers(ctx, response)

@@ -111,31 +111,33 @@ class Dispatcher:
         it back and records the outcome on every path."""
         tried: set[str] = set()
         last: UpstreamError | None = None
+
+        async def attempt() -> T:
+            nonlocal last
+            lease = await self._take(ctx, model, tried)
+            if lease is None:
+                if last is not None:  # every candidate failed: say how the last did
+                    raise self._give_up(ctx, model, last)
+                raise ServiceUnavailable(
+                    f"No healthy node serves '{ctx.model}' right now; try again.",
+                    retry_after_s=self.retry_after_s,
+                    code="no_healthy_node",
+                )
+            node = lease.node.name
+            if tried:
+                self.metrics.count_failover(ctx.model_label)
+            tried.add(node)
+            ctx.node, ctx.attempts = node, ctx.attempts + 1
+            try:
+                return await attempt_on(lease)
+            except UpstreamError as exc:
+                last = exc
+                raise
+
         try:
-            for retry in self._retrying.fresh():
-                with retry:
-                    lease = await self._take(ctx, model, tried)
-                    if lease is None:
-                        if last is not None:  # every candidate failed: say how the last did
-                            raise self._give_up(ctx, model, last)
-                        raise ServiceUnavailable(
-                            f"No healthy node serves '{ctx.model}' right now; try again.",
-                            retry_after_s=self.retry_after_s,
-                            code="no_healthy_node",
-                        )
-                    node = lease.node.name
-                    if tried:
-                        self.metrics.count_failover(ctx.model_label)
-                    tried.add(node)
-                    ctx.node, ctx.attempts = node, ctx.attempts + 1
-                    try:
-                        result = await attempt_on(lease)
-                    except UpstreamError as exc:
-                        last = exc
-                        raise
+            return await self._retrying.fresh().run(attempt)
         except UpstreamError as exc:
             raise self._give_up(ctx, model, exc) from exc
-        return result
 
     async def _take(self, ctx: RequestContext, model: str, tried: set[str]) -> Lease | None:
         try:

@@ -250,6 +250,8 @@ async def fetch(
         async with generation:
             async for lines in generation:
                 gathered.feed_all(lines)
+                if generation.done is not None:  # no read is left (nor a StopAsyncIteration)
+                    break
         return gathered
 
     return await dispatcher.failover(ctx, model, attempt_on)

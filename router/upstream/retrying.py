@@ -7,12 +7,11 @@ run on one thread, one request at a time, does not need (see `Failover`).
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from tenacity import (
-    AttemptManager,
     DoAttempt,
     DoSleep,
     Future,
@@ -20,6 +19,8 @@ from tenacity import (
     RetryCallState,
     Retrying,
 )
+
+T = TypeVar("T")
 
 
 class Failover(Retrying):
@@ -45,19 +46,25 @@ class Failover(Retrying):
         run.statistics, run.iter_state = {}, IterState()
         return run
 
-    def __iter__(self) -> Generator[AttemptManager, None, None]:
-        # tenacity's own loop (`BaseRetrying.__iter__`), with a `_CallState` for the run.
+    async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt()` until tenacity's `iter` says stop: its own loop (`AsyncRetrying.__call__`)
+        with a `_CallState` for the run, and no generator or attempt manager between the two."""
         self.begin()
         retry_state = _CallState(self, fn=None, args=(), kwargs={})
         while True:
             do = self.iter(retry_state=retry_state)
             if isinstance(do, DoAttempt):
-                yield AttemptManager(retry_state=retry_state)
+                try:
+                    result = await attempt()
+                except BaseException as exc:  # judged by `iter`: retried, raised or reraised
+                    retry_state.fail(exc)
+                else:
+                    retry_state.set_result(result)
             elif isinstance(do, DoSleep):
                 retry_state.prepare_for_next_attempt()
                 self.sleep(do)
             else:
-                break
+                return do  # type: ignore[no-any-return]
 
 
 class _Outcome(Future):
@@ -96,7 +103,10 @@ class _CallState(RetryCallState):
     def set_exception(
         self, exc_info: tuple[type[BaseException], BaseException, TracebackType | None]
     ) -> None:
-        self.outcome = _Outcome(self.attempt_number, None, exc_info[1])
+        self.fail(exc_info[1])
+
+    def fail(self, exc: BaseException) -> None:
+        self.outcome = _Outcome(self.attempt_number, None, exc)
         self.outcome_timestamp = time.monotonic()
 
 

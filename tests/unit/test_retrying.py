@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from tenacity import retry_if_exception, stop_after_attempt
 
@@ -21,15 +23,20 @@ def _policy(attempts: int) -> Failover:
     )
 
 
-def _run(policy: Failover, outcomes: list[Exception | None]) -> int:
+def _run(policy: Failover, outcomes: list[BaseException | None]) -> int:
     """Attempts until one in `outcomes` is None (success); returns how many ran."""
     ran = 0
-    for attempt in policy.fresh():
-        with attempt:
-            outcome = outcomes[ran]
-            ran += 1
-            if outcome is not None:
-                raise outcome
+
+    async def attempt() -> int:
+        nonlocal ran
+        outcome = outcomes[ran]
+        ran += 1
+        if outcome is not None:
+            raise outcome
+        return ran
+
+    result = asyncio.run(policy.fresh().run(attempt))
+    assert result == ran  # the successful attempt's own result
     return ran
 
 
@@ -51,3 +58,9 @@ def test_a_failure_not_worth_retrying_is_raised_at_once() -> None:
         _run(policy, [KeyError("x"), None])
     # Each run has a state of its own: the policy runs again from its first attempt.
     assert _run(policy, [Retryable(), None]) == 2
+
+
+def test_a_cancelled_attempt_is_raised_not_retried() -> None:
+    """A client that leaves cancels the attempt: no other node is tried for it."""
+    with pytest.raises(asyncio.CancelledError):
+        _run(_policy(3), [asyncio.CancelledError(), None])

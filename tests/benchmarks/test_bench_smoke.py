@@ -16,7 +16,7 @@ from urllib.request import Request, urlopen
 import pytest
 
 import router
-from benchmarks import checks, replicas_slow, report
+from benchmarks import checks, instructions, replicas_slow, report
 from benchmarks import targets as tg
 from benchmarks.fleet_scale import run_s5
 from benchmarks.procs import Cores, Proc, running
@@ -185,3 +185,16 @@ def test_router_before_runs_the_other_tree(tmp_path: Path, monkeypatch: pytest.M
                 assert answer.status == 200
                 assert answer.headers["Server"] == server
                 assert json.loads(answer.read())["usage"]["completion_tokens"] == 8
+
+
+def test_instructions_per_request(tmp_path: Path) -> None:
+    """`python -m benchmarks.instructions` at a tiny size: the router under callgrind counts a
+    plausible number of instructions per request for both shapes, a 64-token stream more than
+    an 8-token answer (its tokens are work too), and the table shows both."""
+    tools.require("valgrind")
+    counts = instructions.count(tmp_path, Cores.plan(), "router", None, requests=5, warmup=2)
+    per_request = {c.shape: c.per_request for c in counts}
+    short, streamed = (per_request[shape] for shape, _, _ in instructions.SHAPES)
+    assert 100_000 < short < streamed < 50_000_000, per_request
+    text = instructions.table(counts)
+    assert text.startswith("| shape | router |") and "(S2) |" in text

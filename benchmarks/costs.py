@@ -142,7 +142,7 @@ def measure(scale: float = 1.0) -> list[tuple[str, str, float]]:
     def attempt() -> int:
         # The run's coroutine driven by hand (no event loop to time): it never suspends.
         try:
-            failover.fresh().run(one).send(None)
+            failover.run(one).send(None)
         except StopIteration as done:
             return int(done.value)
         raise AssertionError("the run suspended")

@@ -90,11 +90,11 @@ class Dispatcher:
 
     @max_attempts.setter
     def max_attempts(self, value: int) -> None:
-        # Built once (and again when a reload changes it); each request runs a `fresh()` copy,
-        # as tenacity keeps the state of a run on the object. The synchronous iterator drives
-        # the async attempts (its body awaits): failover never sleeps between nodes, and
-        # AsyncRetrying re-inspects every callback for coroutines on every attempt (~2x the
-        # cost per request, measured).
+        # Built once (and again when a reload changes it); every request's run shares it, each
+        # with a call state of its own (`Failover`). The synchronous `Retrying`'s decisions
+        # drive the async attempts: failover never sleeps between nodes, and AsyncRetrying
+        # re-inspects every callback for coroutines on every attempt (~2x the cost per request,
+        # measured).
         self._max_attempts = value
         self._retrying = Failover(
             stop=stop_after_attempt(value),
@@ -135,7 +135,7 @@ class Dispatcher:
                 raise
 
         try:
-            return await self._retrying.fresh().run(attempt)
+            return await self._retrying.run(attempt)
         except UpstreamError as exc:
             raise self._give_up(ctx, model, exc) from exc
 

@@ -1,7 +1,7 @@
 """tenacity's `Retrying`, lighter per request: dispatch's failover policy runs on it.
 
-tenacity's own `iter` decides every attempt (retry, stop, reraise); what is left out is what a
-run on one thread, one request at a time, does not need (see `Failover`).
+tenacity's own `iter` decides every attempt (retry, stop, reraise); what is left out is what
+runs on one thread, on one event loop, do not need (see `Failover`).
 """
 
 from __future__ import annotations
@@ -24,12 +24,16 @@ T = TypeVar("T")
 
 
 class Failover(Retrying):
-    """tenacity's `Retrying`, lighter per request; tenacity's own `iter` still decides every
-    attempt (retry, stop, reraise). Each request runs its own `fresh()` copy on the event loop's
-    thread, so the state of a run (statistics, iteration state) is in plain attributes rather
-    than in a `threading.local` behind properties, and an attempt's outcome is an `_Outcome`
-    rather than a `concurrent.futures.Future` with its lock and condition: one successful
-    attempt costs 5 µs rather than `Retrying.copy()`'s 14 (in-process, `benchmarks.costs`)."""
+    """tenacity's `Retrying`, one object for every request; tenacity's own `iter` decides
+    every attempt (retry, stop, reraise).
+
+    A run's own state is its `_CallState` (attempt number, outcome, timings): what tenacity's
+    decisions read. The object's `iter_state` is rebuilt by every `iter` call, which never
+    awaits, so the runs of one event loop's thread can share it; no per-request copy is made.
+    It and `statistics` are plain attributes rather than a `threading.local` behind properties
+    (one loop, one thread). `statistics` are tenacity's informational totals: here across every
+    run of the policy, which the router never reads. An attempt's outcome is an `_Outcome`
+    rather than a `concurrent.futures.Future` with its lock and condition."""
 
     # Plain class attributes shadow the base class's properties: the instance's own win.
     statistics: dict[str, Any] = {}  # noqa: RUF012 (always replaced per instance)
@@ -38,18 +42,12 @@ class Failover(Retrying):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.statistics, self.iter_state = {}, IterState()
-
-    def fresh(self) -> Failover:
-        """A copy with the same policy and a state of its own (`copy()` rebuilds it all)."""
-        run = object.__new__(Failover)
-        run.__dict__.update(self.__dict__)
-        run.statistics, run.iter_state = {}, IterState()
-        return run
+        self.begin()  # the totals' keys, which a retry adds to
 
     async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """`attempt()` until tenacity's `iter` says stop: its own loop (`AsyncRetrying.__call__`)
-        with a `_CallState` for the run, and no generator or attempt manager between the two."""
-        self.begin()
+        with a `_CallState` for the run, and no generator or attempt manager between the two.
+        Runs of one policy may interleave (each awaits its attempts): see the class docstring."""
         retry_state = _CallState(self, fn=None, args=(), kwargs={})
         while True:
             do = self.iter(retry_state=retry_state)

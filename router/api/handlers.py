@@ -74,14 +74,23 @@ async def _route_model(state: RouterState, ctx: RequestContext, requested: str) 
     model = canonical(requested)
     policy.require_model(ctx.key, model, requested)  # outside the key's allowlist: as absent
     entry = state.catalog.resolve(model)
-    if not any(state.fleet.knows(t) for t in entry.targets):
+    if not _known(state, entry.targets):
         await state.health.refresh()  # a model pulled a second ago is served at once
-        if not any(state.fleet.knows(t) for t in entry.targets):
+        if not _known(state, entry.targets):
             raise ModelNotFound(
                 f"The model '{requested}' does not exist or no node serves it.", param="model"
             )
     ctx.model_label = entry.public_id
     return model
+
+
+def _known(state: RouterState, targets: tuple[str, ...]) -> bool:
+    """Whether some node was seen with one of `targets`. A loop, not `any()` over a generator:
+    stopping a generator early closes it with an exception, on every request."""
+    for target in targets:  # noqa: SIM110 (see the docstring)
+        if state.fleet.knows(target):
+            return True
+    return False
 
 
 def can_think(state: RouterState, target: str) -> bool:

@@ -120,6 +120,9 @@ def servable(
     waiting would not help. Both slot stores start `take` here."""
     if isinstance(models, str):
         models = (models,)
-    if not any(n.name not in exclude for model in models for n in candidates(model)):
-        return None
-    return tuple(models)
+    # Loops, not `any()` over a generator, which an early stop closes with an exception.
+    for model in models:
+        for node in candidates(model):
+            if node.name not in exclude:
+                return tuple(models)
+    return None

@@ -71,7 +71,10 @@ class KeyRing:
         if presented is None:
             if len(cache) >= _DIGEST_CACHE:
                 cache.clear()
-            presented = hashlib.sha256(header[start:].strip().encode()).digest()
+            # aiohttp decodes a header's bytes as UTF-8 with `surrogateescape`: the same undoes
+            # it, so bytes that are not UTF-8 hash as sent (and match no key) instead of failing.
+            key = header[start:].strip().encode(errors="surrogateescape")
+            presented = hashlib.sha256(key).digest()
             cache[header] = presented
         return presented
 

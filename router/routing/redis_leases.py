@@ -157,8 +157,10 @@ class RedisLeases:
         return f"{self._prefix}:key:{key}"
 
     def _conversation(self, session: str) -> str:
-        # A digest: conversation keys may hold user ids, which Redis has no need to see.
-        return f"{self._prefix}:conv:{blake2b(session.encode(), digest_size=12).hexdigest()}"
+        # A digest: conversation keys may hold user ids, which Redis has no need to see. A
+        # session header's bytes that are not UTF-8 come as surrogates: hashed, not an error.
+        digest = blake2b(session.encode("utf-8", "surrogatepass"), digest_size=12).hexdigest()
+        return f"{self._prefix}:conv:{digest}"
 
     async def acquire(
         self,

@@ -81,3 +81,13 @@ async def test_a_hung_redis_times_out_quickly(redis_server: RedisServer, leases)
         assert time.monotonic() - started < 2 * CALL_TIMEOUT_S + 0.5
     finally:
         redis_server.resume()
+
+
+async def test_a_session_header_that_is_not_utf8_still_names_its_conversation(leases) -> None:
+    """aiohttp hands a header's non-UTF-8 bytes over as surrogates; the conversation's key
+    is a digest of them, not an error (a 500 on every such request before)."""
+    session = "session:\udcfc\udcff"
+    taken, _ = await leases.acquire("gpu-a", 4, "lease-1", session=session)
+    assert taken
+    assert await leases.last_node(session) == "gpu-a"
+    assert await leases.last_node("session:other") is None

@@ -81,3 +81,26 @@ async def test_no_key_banner_or_traceback_in_any_answer(
     if status not in (400, 431) or case in ("bad json", "too deep"):
         # The request log has the request (and no key, checked above).
         assert any(r.name == "jarvis.request" for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [b"Authorization: Bearer jrv_\xfc\xff\xfe", b"x-api-key: jrv_\xc3\x28secret"],
+    ids=["bearer", "x-api-key"],
+)
+async def test_a_key_that_is_not_utf8_is_401_not_500(router: Router, credentials: bytes) -> None:
+    """Header bytes that are not UTF-8 (hypothesis found this one): refused like any wrong
+    key, in the envelope, with nothing of them echoed."""
+    body = b'{"model":"llama3","messages":[{"role":"user","content":"hi"}]}'
+    raw = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        + credentials
+        + b"\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    answer = parse(await send(router, raw))
+    assert answer.status == 401, answer.body
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_api_key"
+    assert b"secret" not in answer.body and b"\xfc" not in answer.head + answer.body

@@ -188,3 +188,13 @@ def test_the_same_text_in_either_header_is_remembered_apart() -> None:
     for _ in range(3000):
         assert ring.authenticate(None, new_key()) is None
     assert len(ring._raw_digests) <= 1024
+
+
+@pytest.mark.parametrize("header", ["Bearer jrv_\udcfc\udcff", "Bearer \udc80"])
+def test_a_key_that_is_not_utf8_matches_nothing(header: str) -> None:
+    """aiohttp hands a header's non-UTF-8 bytes over as surrogates: such a key is refused like
+    any wrong key, never an error (a 500 before)."""
+    key = new_key()
+    ring = KeyRing([ApiKeyConfig("team", digest(key))])
+    assert ring.authenticate(header) is None
+    assert ring.authenticate(None, header.removeprefix("Bearer ")) is None

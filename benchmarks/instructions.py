@@ -33,8 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import targets as tg
-from benchmarks.procs import Cores, Proc, free_port, running, wait_http
-from router.api.auth import new_key
+from benchmarks.procs import Cores, Proc, running
 
 # (label, tokens, stream): S1's shape and S2's.
 SHAPES = (("non-streamed, 8 tokens (S1)", 8, False), ("streamed, 64 tokens (S2)", 64, True))
@@ -60,27 +59,19 @@ def valgrind() -> str | None:
 @contextmanager
 def _router(
     run_dir: Path, cores: Cores, node_url: str, name: str, tree: str | None
-) -> Iterator[tuple[Proc, str, dict[str, str], Path]]:
-    """The router under callgrind (counting from the start, zeroed before the measured part):
-    its process, base URL, request headers and the callgrind output file's stem."""
-    key, port = new_key(), free_port()
-    fleet = run_dir / f"{name}-fleet.yaml"
-    # Health checks every 10 min: none lands in the counted part.
-    tg.write_fleet(fleet, port, [node_url], key, capacity=1024, health_interval_s=600.0)
+) -> Iterator[tuple[tg.Target, Path]]:
+    """The router under callgrind (counting from the start, zeroed before the measured part),
+    and the callgrind output file's stem."""
     out = run_dir / f"callgrind-{name}.out"
-    argv = [*cores.prefix(proxy=True), "valgrind", "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            sys.executable, "-m", "router", "serve", "--config", str(fleet)]  # fmt: skip
-    env = os.environ | {"PYTHONPATH": tree} if tree else None
-    proc = Proc(
-        name, argv, stdout=run_dir / f"{name}.log", env=env, cwd=Path(tree) if tree else None
-    )
-    procs = [proc]
+    wrap = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}")
+    procs: list[Proc] = []
     with running(procs):
-        base = f"http://127.0.0.1:{port}"
-        wait_http(base + "/readyz", proc, timeout_s=300)  # ~50x slower under callgrind
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        yield proc, base, headers, out
+        # Health checks every 10 min: none lands in the counted part. ~50x slower to start.
+        target = tg.start_router(run_dir, cores, [node_url], health_interval_s=600.0, name=name,
+                                 tree=tree, wrap=wrap, ready_timeout_s=300.0)  # fmt: skip
+        assert target.proc is not None
+        procs.append(target.proc)
+        yield target, out
 
 
 def _send(base: str, headers: dict[str, str], body: bytes, count: int) -> None:
@@ -120,15 +111,16 @@ def count(
     with running(procs):
         node_proc, urls = tg.start_nodes(run_dir, cores, node)
         procs.append(node_proc)
-        with _router(run_dir, cores, urls[0], name, tree) as (proc, base, headers, out):
-            target = tg.Target(name, base, "openai", proc, headers)
+        with _router(run_dir, cores, urls[0], name, tree) as (target, out):
+            assert target.proc is not None
+            pid = target.proc.pid
             for shape, tokens, stream in SHAPES:
                 body = target.body(tokens, stream).encode()
-                _send(base, headers, body, warmup)
+                _send(target.base, target.headers, body, warmup)
                 # Zero the counters, send the measured requests, then dump what they cost.
-                _control(proc.pid, "--zero")
-                _send(base, headers, body, requests)
-                _control(proc.pid, "--dump")
+                _control(pid, "--zero")
+                _send(target.base, target.headers, body, requests)
+                _control(pid, "--dump")
                 counts.append(Count(name, shape, requests, _dumped(out)))
     return counts
 

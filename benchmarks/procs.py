@@ -126,7 +126,8 @@ class Proc:
 
 
 def wait_http(url: str, proc: Proc, timeout_s: float = 30.0) -> None:
-    """Poll until `url` answers anything below 500, or fail with the child's last output."""
+    """Poll until `url` answers anything below 500, or stop the child and fail with its last
+    output (a child that never got ready is nobody's to stop yet)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not proc.alive():
@@ -141,6 +142,7 @@ def wait_http(url: str, proc: Proc, timeout_s: float = 30.0) -> None:
         except (OSError, TimeoutError):
             pass
         time.sleep(0.05)
+    proc.stop()
     raise RuntimeError(f"{proc.name} did not answer {url} within {timeout_s:g} s:\n{proc.tail()}")
 
 

@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,16 +159,22 @@ def write_fleet(
 def start_router(
     run_dir: Path, cores: Cores, node_urls: list[str], *, capacity: int = 1024,
     health_interval_s: float = 5.0, gather: str = "stream", before: bool = False,
+    name: str | None = None, tree: str | None = None, wrap: Sequence[str] = (),
+    ready_timeout_s: float = 120.0,
 ) -> Target:  # fmt: skip
     """The router as shipped: auth, metrics, request log on; its stdout goes to router.log.
     `gather="whole"`: the `router-whole` target (`routing.gather: whole`); `before`: the
-    `router-before` target, this router's code taken from `$BENCH_BEFORE_TREE`."""
+    `router-before` target, this router's code taken from `$BENCH_BEFORE_TREE`. `name`, `tree`
+    (a checkout whose router runs) and `wrap` (a command the router runs under, e.g.
+    valgrind's) serve `benchmarks.instructions`."""
     key, port = new_key(), free_port()
-    name = ROUTER_BEFORE if before else "router" if gather == "stream" else ROUTER_WHOLE
+    if name is None:
+        name = ROUTER_BEFORE if before else "router" if gather == "stream" else ROUTER_WHOLE
     fleet = run_dir / f"{name}-fleet.yaml"
     write_fleet(fleet, port, node_urls, key, capacity, health_interval_s, gather)
     argv = [
         *cores.prefix(proxy=True),
+        *wrap,
         sys.executable,
         "-m",
         "router",
@@ -175,13 +182,14 @@ def start_router(
         "--config",
         str(fleet),
     ]
-    tree = os.environ[BEFORE_TREE] if before else None  # `python -m router` runs from its cwd
-    env = os.environ | {"PYTHONPATH": tree} if tree else None
+    if before:
+        tree = os.environ[BEFORE_TREE]
+    env = os.environ | {"PYTHONPATH": tree} if tree else None  # `python -m router`: its cwd
     proc = Proc(
         name, argv, stdout=run_dir / f"{name}.log", env=env, cwd=Path(tree) if tree else None
     )
     base = f"http://127.0.0.1:{port}"
-    wait_http(base + "/readyz", proc, timeout_s=120)
+    wait_http(base + "/readyz", proc, timeout_s=ready_timeout_s)
     return Target(
         name,
         base,

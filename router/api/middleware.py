@@ -108,7 +108,7 @@ def make_middleware(state: RouterState) -> Middleware:
             metrics.observe(ctx, end)
             if state.config.logging.access_log and request_log.isEnabledFor(logging.INFO):
                 request_lines.write(request_fields(ctx, end))
-            await policy.finish(request, ctx, state)
+            await policy.finish(ctx, state)
 
     return jarvis
 

@@ -69,7 +69,7 @@ def _refusal(key: ApiKeyConfig, decision: Decision, est: int) -> str:
     )
 
 
-async def finish(request: web.Request, ctx: RequestContext, state: RouterState) -> None:
+async def finish(ctx: RequestContext, state: RouterState) -> None:
     """Once per request, after the answer: settle its tokens, free its slot, record usage."""
     decision = ctx.limits
     if decision is not None and decision.allowed:

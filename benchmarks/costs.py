@@ -143,8 +143,8 @@ def measure(scale: float = 1.0) -> list[tuple[str, str, float]]:
         # The run's coroutine driven by hand (no event loop to time): it never suspends.
         try:
             failover.run(one).send(None)
-        except StopIteration as done:
-            return int(done.value)
+        except StopIteration as stop:
+            return int(stop.value)
         raise AssertionError("the run suspended")
 
     def gather_stream() -> object:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, TypeVar
 
 from tenacity import (
@@ -94,14 +93,11 @@ class _Outcome(Future):
 
 
 class _CallState(RetryCallState):
+    """One run's state; `Failover.run` records each attempt's outcome as an `_Outcome`."""
+
     def set_result(self, val: Any) -> None:
         self.outcome = _Outcome(self.attempt_number, val, None)
         self.outcome_timestamp = time.monotonic()
-
-    def set_exception(
-        self, exc_info: tuple[type[BaseException], BaseException, TracebackType | None]
-    ) -> None:
-        self.fail(exc_info[1])
 
     def fail(self, exc: BaseException) -> None:
         self.outcome = _Outcome(self.attempt_number, None, exc)
